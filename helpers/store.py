@@ -1,0 +1,141 @@
+"""The activation store ``data/activations.npz``: the residual stream at one layer, one row per
+token of every generated document, for SAE training.
+
+Contract (DESIGN.md): ``acts`` [n_tokens, d_model] float32, ``token_ids``, ``doc_ids``,
+``positions`` (int32, one per row), ``layer`` and ``model`` (scalars). Loaded with
+``allow_pickle=False``. The first token of each document (position 0, the attention sink) is
+left out: its vector is ~100x longer than any other token's and carries no content, so it would
+dominate an SAE's reconstruction loss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.config import paths
+from helpers.io import load_json, load_npz, save_json, save_npz
+
+KEYS = ("acts", "token_ids", "doc_ids", "positions", "layer", "model")
+
+
+@dataclass
+class Store:
+    acts: np.ndarray  # [n_tokens, d_model] float32
+    token_ids: np.ndarray  # [n_tokens] int32
+    doc_ids: np.ndarray  # [n_tokens] int32, doc_id of generations.csv
+    positions: np.ndarray  # [n_tokens] int32, position in the document (0 = first token)
+    layer: int
+    model: str
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.acts.shape[1])
+
+
+def build_store(model, tokenizer, docs: pd.DataFrame, layer: int, *, drop_first: bool = True,
+                batch_size: int = 16, max_length: int = 256, progress: bool = True) -> Store:
+    """Capture the residual stream after block ``layer`` for every document of ``docs``
+    (``doc_id``, ``text``), padding excluded, first tokens dropped if ``drop_first``."""
+    from helpers.activations import capture_residual
+    from helpers.models import model_name
+
+    cap = capture_residual(model, tokenizer, docs["text"].tolist(), layer, doc_ids=docs["doc_id"].to_numpy(),
+                           batch_size=batch_size, max_length=max_length, progress=progress)
+    keep = cap.positions > 0 if drop_first else np.ones(len(cap), bool)
+    return Store(acts=np.ascontiguousarray(cap.acts[keep], dtype=np.float32), token_ids=cap.token_ids[keep],
+                 doc_ids=cap.doc_ids[keep], positions=cap.positions[keep], layer=int(layer), model=model_name(model))
+
+
+def save_store(store: Store, path: str | Path | None = None, meta: dict | None = None) -> Path:
+    """Write the store atomically; ``meta`` (what it was built from) goes to a ``.json`` beside it."""
+    path = Path(path) if path is not None else paths().activations
+    n = len(store)
+    for name in ("doc_ids", "positions"):
+        if len(getattr(store, name)) != n:
+            raise ValueError(f"store field {name} has {len(getattr(store, name))} rows, acts has {n}")
+    save_npz(path, acts=store.acts.astype(np.float32, copy=False), token_ids=store.token_ids.astype(np.int32),
+             doc_ids=store.doc_ids.astype(np.int32), positions=store.positions.astype(np.int32),
+             layer=np.int32(store.layer), model=np.str_(store.model))
+    save_json(path.with_suffix(".json"), {"n_tokens": n, "layer": store.layer, "model": store.model, **(meta or {})})
+    return path
+
+
+def load_store(path: str | Path | None = None, *, model=None, layer: int | None = None) -> Store:
+    """Load and validate the store; with ``model``/``layer`` given, check it matches them."""
+    path = Path(path) if path is not None else paths().activations
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.name} not found; run notebooks/02_data_generation.ipynb first (or call helpers.store.ensure_store())")
+    try:
+        a = load_npz(path)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{path.name} is not a readable store ({err}); delete it and re-run notebook 02") from err
+    missing = [k for k in KEYS if k not in a]
+    if missing:
+        raise ValueError(f"{path.name} lacks {', '.join(missing)}; it is not an activation store, re-run notebook 02")
+    acts = a["acts"]
+    n = len(acts)
+    if acts.ndim != 2 or any(a[k].shape != (n,) for k in ("token_ids", "doc_ids", "positions")):
+        raise ValueError(f"{path.name} is malformed: acts {acts.shape}, token_ids {a['token_ids'].shape}, "
+                         f"doc_ids {a['doc_ids'].shape}, positions {a['positions'].shape}; re-run notebook 02")
+    store = Store(acts=acts.astype(np.float32, copy=False), token_ids=a["token_ids"].astype(np.int32),
+                  doc_ids=a["doc_ids"].astype(np.int32), positions=a["positions"].astype(np.int32),
+                  layer=int(a["layer"]), model=str(a["model"]))
+    if model is not None:
+        d = int(model.config.hidden_size)
+        if store.d_model != d:
+            raise ValueError(f"{path.name} has d_model {store.d_model} but the model has {d}; re-run notebook 02 with this model")
+    if layer is not None and store.layer != layer:
+        raise ValueError(f"{path.name} holds layer {store.layer}, not layer {layer}; re-run notebook 02 with LAYER = {layer}")
+    return store
+
+
+def store_meta(path: str | Path | None = None) -> dict:
+    """What the store was built from (its ``.json`` sidecar), or ``{}``."""
+    path = (Path(path) if path is not None else paths().activations).with_suffix(".json")
+    return load_json(path) if path.is_file() else {}
+
+
+def params_key(params: dict) -> str:
+    """A short stable hash of a parameter dict, to tell whether saved work can be reused."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def ensure_store(model=None, tokenizer=None) -> Store:
+    """The store, rebuilt through ``helpers`` at the active profile's size if it is missing.
+
+    Later notebooks call this: when ``activations.npz`` is absent it reuses or makes the
+    generations (as notebook 02 does, with its default parameters) and captures the layer
+    that notebook 01 chose, saying so.
+    """
+    path = paths().activations
+    if path.is_file():
+        return load_store(path, model=model)
+    from helpers.config import active_profile
+    from helpers.generation import GenerationConfig, load_or_generate
+    from helpers.layer_scan import load_chosen_layer
+    from helpers.models import load_model
+    from helpers.prompts import load_prompts
+
+    prof = active_profile()
+    print(f"{path.name} is missing: rebuilding it at the {prof.name} profile's size (what notebook 02 does) ...")
+    if model is None or tokenizer is None:
+        model, tokenizer = load_model()
+    try:
+        layer = load_chosen_layer()
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{err}; the store needs the layer notebook 01 chooses") from None
+    prompts = load_prompts(per_theme=prof.gen_prompts_per_theme)
+    cfg = GenerationConfig(samples_per_prompt=prof.samples_per_prompt, max_new_tokens=prof.max_new_tokens, seed=prof.seed)
+    docs = load_or_generate(model, tokenizer, prompts, cfg)
+    store = build_store(model, tokenizer, docs, layer)
+    save_store(store, path, meta={"generations": docs.attrs.get("key", ""), "drop_first": True})
+    return store

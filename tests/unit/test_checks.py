@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from helpers import checks, layer_scan
+
+
+def test_reference_answers_pass(capsys):
+    checks.check_sink_ratio(layer_scan.sink_ratio)
+    checks.check_participation_ratio(layer_scan.participation_ratio)
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "PASSED sink_ratio: matches the reference on 3 synthetic cases",
+        "PASSED participation_ratio: matches the reference on 3 synthetic cases, centred and scale-free",
+    ]
+
+
+def test_unanswered_exercise():
+    def todo(x, pos):
+        raise NotImplementedError()
+
+    with pytest.raises(checks.CheckFailed, match="not answered yet"):
+        checks.check_sink_ratio(todo)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "hint"),
+    [
+        (lambda x, p: np.linalg.norm(x, axis=1)[p == 0].mean() / np.linalg.norm(x, axis=1).mean(), "leave the first tokens out"),
+        (lambda x, p: np.linalg.norm(x, axis=1)[p > 0].mean() / np.linalg.norm(x, axis=1)[p == 0].mean(), "upside down"),
+        (lambda x, p: np.linalg.norm(x[p == 0], axis=0).mean() / np.linalg.norm(x[p > 0], axis=0).mean(), "over tokens"),
+        (lambda x, p: 1.0, "expected"),
+    ],
+)
+def test_sink_ratio_mistakes_are_named(wrong, hint):
+    with pytest.raises(checks.CheckFailed, match=hint):
+        checks.check_sink_ratio(wrong)
+
+
+def _pr_uncentred(x):
+    lam = np.linalg.eigvalsh(x.T @ x / len(x))
+    return lam.sum() ** 2 / (lam**2).sum()
+
+
+@pytest.mark.parametrize(
+    ("wrong", "hint"),
+    [
+        (_pr_uncentred, "centre the data"),
+        (lambda x: 1 / layer_scan.participation_ratio(x), "upside down"),
+        (lambda x: (s := np.linalg.svd(x - x.mean(0), compute_uv=False)).sum() ** 2 / (s**2).sum(), "singular values"),
+    ],
+)
+def test_participation_ratio_mistakes_are_named(wrong, hint):
+    with pytest.raises(checks.CheckFailed, match=hint):
+        checks.check_participation_ratio(wrong)
