@@ -1,41 +1,83 @@
-"""Generate continuations of the prompts: batched, left-padded, seeded.
+"""Generate continuations of the prompts — batched, left-padded, seeded — and capture the
+residual stream at one layer while doing it.
 
-Each prompt is sampled ``samples_per_prompt`` times. Sampling is seeded per batch, so the same
-parameters give the same texts. Left padding keeps every prompt's last token at the end of the
-row, where generation continues; the attention mask hides the padding.
+The sampling loop is our own (a KV cache, top-k then top-p sampling), for two reasons:
+
+* **Speed.** Every sample of a prompt shares the prompt, so the prompt is run once and its KV
+  cache is repeated for the samples. And the residual stream at the chosen layer is recorded by
+  a forward hook *during* generation: the model computes it anyway, so the activation store
+  costs no second pass over the texts (on 2 cores that pass would take longer than a minute).
+* **Control.** We know exactly which token each residual belongs to: padding and the tokens
+  after a sequence's end-of-text are masked out, and positions count real tokens only, so a
+  prompt's continuation does not depend on how much left padding its batch needed.
+
+The captured rows equal what :func:`helpers.activations.capture_residual` gives for the same
+token ids (tested); the last generated token of each text is never fed back to the model, so it
+has no residual and is not in the capture.
 """
 
 from __future__ import annotations
 
-import time
+import inspect
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+from helpers.activations import Capture
+from helpers.models import check_layer, get_blocks
 
 
 @dataclass(frozen=True)
 class GenerationConfig:
     samples_per_prompt: int = 4
     max_new_tokens: int = 64
+    min_new_tokens: int = 32  # end-of-text is not allowed before this many tokens
     temperature: float = 0.8
+    top_k: int = 50
     top_p: float = 0.95
     seed: int = 0
     chat_template: bool = False
-    batch_size: int = 32
+    prompts_per_batch: int = 50
 
     def validate(self) -> None:
-        if self.samples_per_prompt < 1 or self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ValueError("samples_per_prompt, max_new_tokens and batch_size must be >= 1")
-        if not self.temperature >= 0 or not 0 < self.top_p <= 1:
+        if min(self.samples_per_prompt, self.max_new_tokens, self.prompts_per_batch, self.top_k) < 1:
+            raise ValueError("samples_per_prompt, max_new_tokens, prompts_per_batch and top_k must be >= 1")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError(f"need 0 <= min_new_tokens <= max_new_tokens, got {self.min_new_tokens}, {self.max_new_tokens}")
+        if not (self.temperature >= 0 and 0 < self.top_p <= 1):
             raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
 
     def key(self) -> dict:
-        """What the texts depend on (batch size excluded only for greedy decoding)."""
         return asdict(self)
+
+
+@dataclass
+class Generated:
+    """Continuations (``texts[i][s]``: prompt i, sample s), whole documents (prompt +
+    continuation, decoded from the tokens the model saw), the token ids fed to the model (the
+    last generated token is never fed) and ``capture``, the layer's residual for each of them."""
+
+    texts: list[list[str]]
+    documents: list[list[str]]
+    token_ids: list[list[np.ndarray]]
+    capture: Capture | None
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator) -> torch.Tensor:
+    """One token per row: greedy if ``temperature == 0``, else from the top-k tokens, cut to the
+    smallest set whose probability reaches ``top_p`` (nucleus sampling)."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    vals, idx = torch.topk(logits.float(), min(top_k, logits.shape[-1]), dim=-1)  # sorted, descending
+    probs = torch.softmax(vals / temperature, dim=-1)
+    before = probs.cumsum(-1) - probs  # mass of the better tokens
+    probs = probs.masked_fill(before >= top_p, 0.0)  # the top token always stays
+    choice = torch.multinomial(probs, 1, generator=generator)
+    return idx.gather(-1, choice).squeeze(-1)
 
 
 def _model_input(tokenizer, prompt: str, chat: bool) -> str:
@@ -44,40 +86,139 @@ def _model_input(tokenizer, prompt: str, chat: bool) -> str:
     return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
 
 
-def generate_texts(model: nn.Module, tokenizer, prompts: list[str], cfg: GenerationConfig, progress: bool = True) -> list[list[str]]:
-    """For each prompt, ``cfg.samples_per_prompt`` continuations (the new text only)."""
-    cfg.validate()
+def _accepts(model: nn.Module, name: str) -> bool:
+    return name in inspect.signature(model.forward).parameters
+
+
+@torch.inference_mode()
+def _generate_batch(model, tokenizer, texts: list[str], cfg: GenerationConfig, generator, layer: int | None):
+    """Generate ``cfg.samples_per_prompt`` continuations of each text; return, per row
+    (prompt-major), the continuation ids, the fed token ids and the captured residual rows."""
     device = next(model.parameters()).device
-    jobs = [(i, s) for i in range(len(prompts)) for s in range(cfg.samples_per_prompt)]
-    out: list[list[str]] = [[""] * cfg.samples_per_prompt for _ in prompts]
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
+    S = cfg.samples_per_prompt
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not cfg.chat_template)
+    mask = enc["attention_mask"].to(device)
+    ids = enc["input_ids"].to(device)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    use_pos = _accepts(model, "position_ids")
+    extra = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+    got: list[torch.Tensor] = []
+    hook = get_blocks(model)[layer].register_forward_hook(
+        lambda _m, _i, out: got.append((out[0] if isinstance(out, tuple) else out).float().cpu())
+    ) if layer is not None else None
     try:
-        n_batches = -(-len(jobs) // cfg.batch_size)
+        out = model(input_ids=ids, attention_mask=mask, use_cache=True, **({"position_ids": pos} if use_pos else {}), **extra)
+        # the prompt ran once; repeat it (cache, logits, mask, positions) for each sample
+        cache = out.past_key_values
+        if S > 1:
+            cache.batch_repeat_interleave(S)
+        logits = out.logits[:, -1].repeat_interleave(S, 0)
+        mask = mask.repeat_interleave(S, 0)
+        pos = pos[:, -1:].repeat_interleave(S, 0)
+        B = len(texts) * S
+        prompt_valid = mask.bool().cpu()
+        prompt_ids = ids.repeat_interleave(S, 0).cpu()
+        prompt_res = got[0].repeat_interleave(S, 0) if layer is not None else None
+        eos = tokenizer.eos_token_id
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        done = torch.zeros(B, dtype=torch.bool, device=device)
+        new_ids, fed_valid, step_res = [], [], []
+        for step in range(cfg.max_new_tokens):
+            if step < cfg.min_new_tokens:
+                logits = logits.clone()
+                logits[:, eos] = float("-inf")
+            nxt = sample_next(logits, cfg.temperature, cfg.top_k, cfg.top_p, generator)
+            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+            new_ids.append(nxt.cpu())
+            if step == cfg.max_new_tokens - 1:
+                break
+            alive = ~done
+            done = done | (nxt == eos)
+            if bool(done.all()):
+                break
+            # feed the sampled token: rows already finished before this step are masked out
+            mask = torch.cat([mask, alive.long().unsqueeze(1)], dim=1)
+            pos = pos + 1
+            got.clear()
+            out = model(input_ids=nxt.unsqueeze(1), attention_mask=mask, past_key_values=cache, use_cache=True,
+                        **({"position_ids": pos} if use_pos else {}), **extra)
+            cache, logits = out.past_key_values, out.logits[:, -1]
+            fed_valid.append((alive & (nxt != eos)).cpu())
+            if layer is not None:
+                step_res.append(got[0][:, 0])
+    finally:
+        if hook is not None:
+            hook.remove()
+    new = torch.stack(new_ids, 1)  # [B, n_steps]
+    rows = []
+    for b in range(B):
+        p_ids = prompt_ids[b][prompt_valid[b]]
+        n_fed = sum(int(v[b]) for v in fed_valid)  # fed continuation tokens (not eos, not after it)
+        cont = new[b]
+        stop = (cont == eos).nonzero()
+        cont = cont[: int(stop[0]) if len(stop) else len(cont)]
+        fed = torch.cat([p_ids, cont[:n_fed]])
+        res = None
+        if layer is not None:
+            parts = [prompt_res[b][prompt_valid[b]]]
+            parts += [step_res[t][b : b + 1] for t in range(len(step_res)) if fed_valid[t][b]]
+            res = torch.cat(parts).numpy()
+        rows.append((cont.numpy(), fed.numpy(), res, torch.cat([p_ids, cont]).numpy()))
+    return rows
+
+
+def generate(model: nn.Module, tokenizer, prompts: list[str], cfg: GenerationConfig, layer: int | None = None,
+             progress: bool = True) -> Generated:
+    """Sample ``cfg.samples_per_prompt`` continuations of every prompt (seeded per batch, so the
+    same parameters give the same texts), capturing the residual stream after block ``layer``."""
+    cfg.validate()
+    if layer is not None:
+        check_layer(model, layer)
+    if tokenizer.eos_token_id is None:
+        raise ValueError("the tokenizer has no end-of-text token; set tokenizer.eos_token first")
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # every prompt ends at the last column, where generation goes on
+    S, P = cfg.samples_per_prompt, cfg.prompts_per_batch
+    texts: list[list[str]] = []
+    documents: list[list[str]] = []
+    token_ids: list[list[np.ndarray]] = []
+    parts = []
+    try:
+        n_batches = -(-len(prompts) // P)
         for b in tqdm(range(n_batches), desc="generating", disable=not progress):
-            batch = jobs[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            texts = [_model_input(tokenizer, prompts[i], cfg.chat_template) for i, _ in batch]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not cfg.chat_template).to(device)
-            torch.manual_seed(cfg.seed * 100_003 + b)
-            sample = cfg.temperature > 0
-            kwargs = {"do_sample": sample, "temperature": cfg.temperature, "top_p": cfg.top_p} if sample else {"do_sample": False}
-            with torch.inference_mode():
-                ids = model.generate(**enc, max_new_tokens=cfg.max_new_tokens, pad_token_id=tokenizer.pad_token_id, **kwargs)
-            new = ids[:, enc["input_ids"].shape[1]:]
-            for (i, s), row in zip(batch, tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
-                out[i][s] = row
+            chunk = prompts[b * P : (b + 1) * P]
+            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + b)
+            rows = _generate_batch(model, tokenizer, [_model_input(tokenizer, p, cfg.chat_template) for p in chunk], cfg, gen, layer)
+            for i in range(len(chunk)):
+                texts.append([tokenizer.decode(rows[i * S + s][0], skip_special_tokens=True) for s in range(S)])
+                if cfg.chat_template:
+                    documents.append([chunk[i] + "\n" + t for t in texts[-1]])
+                else:
+                    documents.append([tokenizer.decode(rows[i * S + s][3], skip_special_tokens=True) for s in range(S)])
+                token_ids.append([rows[i * S + s][1] for s in range(S)])
+                if layer is not None:
+                    parts.extend(rows[i * S + s][2] for s in range(S))
     finally:
         tokenizer.padding_side = old_side
-    return out
+    capture = None
+    if layer is not None:
+        flat = [t for doc in token_ids for t in doc]
+        capture = Capture(
+            acts=np.concatenate(parts).astype(np.float32),
+            token_ids=np.concatenate(flat).astype(np.int32),
+            doc_ids=np.repeat(np.arange(len(flat)), [len(t) for t in flat]).astype(np.int32),
+            positions=np.concatenate([np.arange(len(t)) for t in flat]).astype(np.int32),
+        )
+    return Generated(texts=texts, documents=documents, token_ids=token_ids, capture=capture)
 
 
-def generations_frame(prompts: pd.DataFrame, continuations: list[list[str]]) -> pd.DataFrame:
-    """``doc_id,prompt_id,theme,sample,text`` with text = prompt + continuation."""
+def generations_frame(prompts: pd.DataFrame, documents: list[list[str]]) -> pd.DataFrame:
+    """``doc_id,prompt_id,theme,sample,text`` (text = prompt + continuation, ``documents[i][s]``);
+    doc ids count prompt-major (prompt i, sample s -> i * samples + s), as :func:`generate` does."""
     rows = []
-    for (_, p), conts in zip(prompts.iterrows(), continuations, strict=True):
-        for s, cont in enumerate(conts):
-            sep = "" if not cont or cont[0].isspace() else " "
-            rows.append({"prompt_id": int(p["id"]), "theme": p["theme"], "sample": s, "text": p["prompt"] + sep + cont.rstrip()})
+    for (_, p), docs in zip(prompts.iterrows(), documents, strict=True):
+        for s, text in enumerate(docs):
+            rows.append({"prompt_id": int(p["id"]), "theme": p["theme"], "sample": s, "text": text})
     df = pd.DataFrame(rows)
     df.insert(0, "doc_id", range(len(df)))
     return df
@@ -90,33 +231,3 @@ def generation_params(model: nn.Module, prompts: pd.DataFrame, cfg: GenerationCo
 
     corpus = prompts[["id", "theme", "prompt"]].astype(str).values.tolist()
     return {"model": model_name(model), "prompts": params_key({"rows": corpus}), "n_prompts": len(prompts), **cfg.key()}
-
-
-def load_or_generate(model: nn.Module, tokenizer, prompts: pd.DataFrame, cfg: GenerationConfig,
-                     path: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
-    """The generations for these prompts and parameters: reused from ``generations.csv`` when it
-    was made with exactly the same parameters (recorded in ``generations.json``), else generated
-    and saved (both files written atomically). ``df.attrs["key"]`` identifies the parameters."""
-    from helpers.config import paths
-    from helpers.io import load_json, save_csv, save_json
-    from helpers.store import params_key
-
-    path = Path(path) if path is not None else paths().generations
-    meta_path = path.with_suffix(".json")
-    params = generation_params(model, prompts, cfg)
-    key = params_key(params)
-    if path.is_file() and meta_path.is_file() and load_json(meta_path).get("key") == key:
-        df = pd.read_csv(path, keep_default_na=False)
-        print(f"reusing {len(df)} generations from {path.name} (made with the same parameters, key {key}); "
-              f"delete it or change a parameter to regenerate")
-    else:
-        reason = "no saved generations" if not path.is_file() else "parameters changed"
-        print(f"generating {len(prompts) * cfg.samples_per_prompt} texts ({reason}) ...")
-        t0 = time.perf_counter()
-        conts = generate_texts(model, tokenizer, prompts["prompt"].tolist(), cfg, progress=progress)
-        df = generations_frame(prompts, conts)
-        save_csv(path, df)
-        save_json(meta_path, {"key": key, "params": params, "seconds": round(time.perf_counter() - t0, 1)})
-        print(f"generated {len(df)} texts in {time.perf_counter() - t0:.1f} s -> {path.name}")
-    df.attrs["key"] = key
-    return df

@@ -26,3 +26,17 @@ def int_slider_view(render: Callable[[int], plt.Figure], lo: int, hi: int, value
     slider.observe(show, names="value")
     show()
     return widgets.VBox([slider, out])
+
+
+def html_slider_view(render: Callable[[int], str], lo: int, hi: int, value: int, description: str = "document"):
+    """A slider over ``lo..hi`` that shows the HTML string ``render(value)`` below it."""
+    import ipywidgets as widgets
+
+    slider = widgets.IntSlider(value=value, min=lo, max=hi, step=1, description=description, continuous_update=False)
+    out = widgets.HTML(render(value))
+
+    def show(change=None) -> None:
+        out.value = render(slider.value)
+
+    slider.observe(show, names="value")
+    return widgets.VBox([slider, out])

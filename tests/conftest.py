@@ -3,6 +3,11 @@ tokenizer built in memory, so unit tests need no model files and run in seconds.
 
 from __future__ import annotations
 
+import os
+
+# unit tests never need the hub: fail fast instead of retrying a connection (read at import)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 import numpy as np
 import pytest
 import torch

@@ -52,3 +52,29 @@ def _pr_uncentred(x):
 def test_participation_ratio_mistakes_are_named(wrong, hint):
     with pytest.raises(checks.CheckFailed, match=hint):
         checks.check_participation_ratio(wrong)
+
+
+def test_check_top_words_names_the_mistake():
+    from collections import Counter
+
+    from helpers.checks import CheckFailed, check_top_words
+    from helpers.text_stats import top_words, words
+
+    check_top_words(top_words)
+
+    def keeps_stop_words(texts, k):
+        return Counter(w for t in texts for w in words(t)).most_common(k)
+
+    with pytest.raises(CheckFailed, match="stop-words"):
+        check_top_words(keeps_stop_words)
+
+
+def test_check_validate_store():
+    from helpers.checks import CheckFailed, check_validate_store
+
+    def lax(arrays, d_model, pad_id):
+        if arrays["acts"].shape[1] != d_model:
+            raise ValueError("width")
+
+    with pytest.raises(CheckFailed, match="same number of rows|padding|NaN|positions"):
+        check_validate_store(lax)
