@@ -1,0 +1,141 @@
+"""Training loop for :mod:`helpers.sae` on an in-memory activation matrix (CPU or CUDA)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from helpers.sae import L1SAE, BaseSAE, SAEConfig, TopKSAE, TrainLog, make_sae
+
+
+def input_scale(acts: np.ndarray | torch.Tensor) -> float:
+    """The factor c with E||c x|| = sqrt(d_in) (Anthropic's input normalisation)."""
+    x = torch.as_tensor(acts, dtype=torch.float32)
+    return float(math.sqrt(x.shape[1]) / x.norm(dim=1).mean())
+
+
+def check_acts(acts: np.ndarray, d_in: int) -> None:
+    if acts.ndim != 2 or acts.shape[1] != d_in:
+        raise ValueError(f"activations are {tuple(acts.shape)} but the SAE reads d_in = {d_in}; use activations of that width")
+    if len(acts) == 0:
+        raise ValueError("no activations to train on; check the store (notebook 02)")
+    if not np.isfinite(acts).all():
+        raise ValueError("the activations hold NaN or inf; rebuild the store (notebook 02) or drop those rows")
+
+
+def _l1_step(sae: L1SAE, xs: torch.Tensor, lam: float):
+    f = torch.relu(xs @ sae.W_enc + sae.b_enc)
+    xhat = f @ sae.W_dec + sae.b_dec
+    mse = (xhat - xs).pow(2).sum(-1).mean()
+    l1 = (f * sae.W_dec.norm(dim=1)).sum(-1).mean()
+    l0 = (f > 0).float().sum(-1).mean()
+    return mse + lam * l1, mse, lam * l1, l0, f > 0
+
+
+def _topk_step(sae: TopKSAE, xs: torch.Tensor, dead: torch.Tensor, aux_k: int, aux_coef: float):
+    pre = xs @ sae.W_enc + sae.b_enc - sae.b_dec @ sae.W_enc
+    vals, idx = sae.topk(pre)
+    xhat = nn.functional.embedding_bag(idx, sae.W_dec, per_sample_weights=vals, mode="sum") + sae.b_dec
+    err = xs - xhat
+    mse = err.pow(2).sum(-1).mean()
+    aux = torch.zeros((), device=xs.device)
+    n_dead = int(dead.sum())
+    if n_dead and aux_coef > 0:
+        # AuxK: the dead latents' top pre-activations try to reconstruct the residual error
+        masked = pre.masked_fill(~dead, float("-inf"))
+        a_vals, a_idx = torch.topk(masked, min(aux_k, n_dead), dim=-1, sorted=False)
+        a_vals = torch.relu(a_vals)
+        e_hat = nn.functional.embedding_bag(a_idx, sae.W_dec, per_sample_weights=a_vals, mode="sum")
+        aux = (e_hat - err.detach()).pow(2).sum(-1).mean()
+    active = (vals > 0).float()
+    return mse + aux_coef * aux, mse, aux_coef * aux, active.sum(-1).mean(), (idx, vals > 0)
+
+
+def train_sae(cfg: SAEConfig, acts: np.ndarray, *, device: str | torch.device = "cpu", log_every: int = 5,
+              progress: bool = True, desc: str | None = None) -> tuple[BaseSAE, TrainLog]:
+    """Train an SAE on ``acts`` [n_tokens, d_in] (float32) and return it (scale folded) + its log."""
+    cfg.validate()
+    check_acts(acts, cfg.d_in)
+    torch.manual_seed(cfg.seed)
+    x_all = torch.as_tensor(acts, dtype=torch.float32).to(device)
+    c = input_scale(x_all)
+    sae = make_sae(cfg).to(device)
+    is_topk = isinstance(sae, TopKSAE)
+    if is_topk:
+        with torch.no_grad():
+            sae.b_dec.copy_((x_all * c).mean(0))  # start from the data's centre (OpenAI use its median)
+    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    n, B = len(x_all), min(cfg.batch_size, len(x_all))
+    steps = max(1, math.ceil(cfg.epochs * n / B))
+    warm, decay = max(1, int(cfg.warmup_frac * steps)), max(1, int(cfg.decay_frac * steps))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    since_fired = torch.zeros(cfg.d_sae, dtype=torch.long, device=device)
+    log = TrainLog()
+    perm, cursor = torch.randperm(n, generator=gen), 0
+    t0 = time.perf_counter()
+    for step in tqdm(range(steps), desc=desc or cfg.name(), disable=not progress, mininterval=1.0):
+        if cursor + B > n:
+            perm, cursor = torch.randperm(n, generator=gen), 0
+        xs = x_all[perm[cursor : cursor + B].to(device)] * c
+        cursor += B
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (steps - step) / decay)
+        if is_topk:
+            dead = since_fired >= cfg.dead_tokens
+            loss, mse, sparsity, l0, (idx, on) = _topk_step(sae, xs, dead, cfg.aux_k, cfg.aux_coefficient)
+            fired = torch.zeros(cfg.d_sae, dtype=torch.bool, device=device)
+            fired[idx[on]] = True
+        else:
+            lam = cfg.l1_coefficient * min(1.0, (step + 1) / warm)
+            loss, mse, sparsity, l0, on = _l1_step(sae, xs, lam)
+            fired = on.any(0)
+        since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + B)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
+        opt.step()
+        if is_topk:
+            with torch.no_grad():
+                sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8))
+        if step % log_every == 0 or step == steps - 1:
+            d = cfg.d_in  # log per-dimension values, comparable across scales
+            log.step.append(step); log.tokens.append((step + 1) * B)
+            log.loss.append(float(loss) / d); log.mse.append(float(mse) / d)
+            log.sparsity.append(float(sparsity) / d); log.l0.append(float(l0))
+    log.seconds = time.perf_counter() - t0
+    sae.scale.fill_(c)
+    sae.fold_scale()
+    return sae.eval(), log
+
+
+def train_flops_per_token(cfg: SAEConfig) -> float:
+    """Matrix-multiply FLOPs one training token costs, counted as the loop does them.
+
+    l1: encoder forward, decoder forward, decoder backward (input and weight gradients) and
+    encoder weight gradient: five dense [d_in x d_sae] products, 2 FLOPs per multiply-add.
+    topk: the encoder forward and its weight gradient are dense (two products); decoding reads
+    only k rows (forward and both gradients: 3 x 2 k d_in), AuxK another aux_k rows (x 3)."""
+    dd = 2 * cfg.d_in * cfg.d_sae
+    if cfg.architecture == "l1":
+        return 5.0 * dd
+    return 2.0 * dd + 3 * 2 * cfg.k * cfg.d_in + 3 * 2 * cfg.aux_k * cfg.d_in
+
+
+def matmul_rate(n: int = 2048, repeats: int = 5, device: str | torch.device = "cpu") -> float:
+    """This machine's float32 matrix-multiply rate in FLOP/s (best of ``repeats``)."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        if a.is_cuda:
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
