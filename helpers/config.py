@@ -31,6 +31,12 @@ class Profile:
     samples_per_prompt: int
     max_new_tokens: int
     gen_prompts_per_theme: int
+    # 03 SAE training: epochs of the two main runs, of the sweep's runs, texts for the CE eval
+    sae_epochs: float = 6.0
+    l1_epochs: float = 2.5
+    sweep_epochs: float = 1.5
+    ce_docs: int = 8
+    bad_run_tokens: int = 8192
     seed: int = 0
 
 
@@ -47,6 +53,11 @@ CI = Profile(
     samples_per_prompt=1,
     max_new_tokens=24,
     gen_prompts_per_theme=4,
+    sae_epochs=2.0,
+    l1_epochs=2.0,
+    sweep_epochs=1.0,
+    ce_docs=4,
+    bad_run_tokens=512,
 )
 
 

@@ -41,6 +41,7 @@ class SAEConfig:
     warmup_frac: float = 0.05  # l1: λ rises linearly over the first 5% of steps
     decay_frac: float = 0.2  # learning rate falls linearly to 0 over the last 20%
     grad_clip: float = 1.0
+    b_dec_init: str = "mean"  # "mean" of the training data, or "zeros"
     seed: int = 0
 
     @property
@@ -56,6 +57,8 @@ class SAEConfig:
             raise ValueError(f"k = {self.k} must lie in 1..d_sae = {self.d_sae}; lower k or widen the SAE")
         if self.architecture == "l1" and not (self.l1_coefficient >= 0 and math.isfinite(self.l1_coefficient)):
             raise ValueError(f"the L1 coefficient λ must be a finite number >= 0, got {self.l1_coefficient}")
+        if self.b_dec_init not in ("mean", "zeros"):
+            raise ValueError(f"b_dec_init must be 'mean' or 'zeros', got {self.b_dec_init!r}")
         if not (self.lr > 0 and self.epochs > 0 and self.batch_size >= 1):
             raise ValueError("lr and epochs must be > 0 and batch_size >= 1")
 

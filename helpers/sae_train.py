@@ -66,9 +66,11 @@ def train_sae(cfg: SAEConfig, acts: np.ndarray, *, device: str | torch.device = 
     c = input_scale(x_all)
     sae = make_sae(cfg).to(device)
     is_topk = isinstance(sae, TopKSAE)
-    if is_topk:
+    if cfg.b_dec_init == "mean":
+        # start the decoder bias at the data's centre (OpenAI use its geometric median): with a
+        # few hundred steps Adam cannot move it to the large mean of the outlier dimensions
         with torch.no_grad():
-            sae.b_dec.copy_((x_all * c).mean(0))  # start from the data's centre (OpenAI use its median)
+            sae.b_dec.copy_((x_all * c).mean(0))
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     n, B = len(x_all), min(cfg.batch_size, len(x_all))
     steps = max(1, math.ceil(cfg.epochs * n / B))
@@ -105,8 +107,8 @@ def train_sae(cfg: SAEConfig, acts: np.ndarray, *, device: str | torch.device = 
         if step % log_every == 0 or step == steps - 1:
             d = cfg.d_in  # log per-dimension values, comparable across scales
             log.step.append(step); log.tokens.append((step + 1) * B)
-            log.loss.append(float(loss) / d); log.mse.append(float(mse) / d)
-            log.sparsity.append(float(sparsity) / d); log.l0.append(float(l0))
+            log.loss.append(float(loss.detach()) / d); log.mse.append(float(mse.detach()) / d)
+            log.sparsity.append(float(sparsity.detach()) / d); log.l0.append(float(l0))
     log.seconds = time.perf_counter() - t0
     sae.scale.fill_(c)
     sae.fold_scale()
@@ -139,3 +141,29 @@ def matmul_rate(n: int = 2048, repeats: int = 5, device: str | torch.device = "c
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best
+
+
+def train_or_load(cfg: SAEConfig, acts: np.ndarray, data_key: str, folder, *, progress: bool = True,
+                  desc: str | None = None, device: str | torch.device = "cpu") -> tuple[BaseSAE, TrainLog, bool]:
+    """Train, or reuse the SAE saved in ``folder/<name>-<hash>/`` by an earlier run with the same
+    config and data (``data_key``). Returns ``(sae, log, reused)``. Files are written atomically,
+    so an interrupted run leaves either nothing or a complete SAE."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from helpers.io import load_json, save_json
+    from helpers.sae import load_sae, save_sae
+    from helpers.store import params_key
+
+    key = params_key({"cfg": asdict(cfg), "data": data_key})
+    run_dir = Path(folder) / f"{cfg.name()}-{key[:8]}"
+    log_path = run_dir / "log.json"
+    if log_path.is_file() and (run_dir / "sae_weights.safetensors").is_file():
+        sae, _ = load_sae(run_dir)
+        saved = load_json(log_path)
+        log = TrainLog(**{k: v for k, v in saved.items() if k in TrainLog.__dataclass_fields__})
+        return sae.to(device), log, True
+    sae, log = train_sae(cfg, acts, progress=progress, desc=desc, device=device)
+    save_sae(sae, run_dir, {"workbook": {**asdict(cfg), "data_key": data_key}})
+    save_json(log_path, {**{k: v.tolist() for k, v in log.as_arrays().items()}, "seconds": log.seconds})  # last: marks done
+    return sae, log, False

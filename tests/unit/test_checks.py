@@ -78,3 +78,33 @@ def test_check_validate_store():
 
     with pytest.raises(CheckFailed, match="same number of rows|padding|NaN|positions"):
         check_validate_store(lax)
+
+
+def test_check_l1_loss_hints():
+    from helpers.checks import CheckFailed, check_l1_loss
+
+    def right(x, x_hat, f, W_dec, lam):
+        return (x - x_hat).pow(2).sum(-1).mean() + lam * (f * W_dec.norm(dim=1)).sum(-1).mean()
+
+    def no_norm(x, x_hat, f, W_dec, lam):
+        return (x - x_hat).pow(2).sum(-1).mean() + lam * f.sum(-1).mean()
+
+    def dim_mean(x, x_hat, f, W_dec, lam):
+        return (x - x_hat).pow(2).mean() + lam * (f * W_dec.norm(dim=1)).sum(-1).mean()
+
+    check_l1_loss(right)
+    with pytest.raises(CheckFailed, match="forgot the decoder norm"):
+        check_l1_loss(no_norm)
+    with pytest.raises(CheckFailed, match="sum vs mean"):
+        check_l1_loss(dim_mean)
+
+
+def test_check_diagnosis():
+    from helpers.checks import CheckFailed, check_diagnosis
+
+    truth = {"A": "width 1x", "B": "lambda too low", "C": "learning rate too high"}
+    check_diagnosis(dict(truth), truth)
+    with pytest.raises(CheckFailed, match="misread"):
+        check_diagnosis({"A": "lambda too low", "B": "width 1x", "C": "learning rate too high"}, truth)
+    with pytest.raises(CheckFailed, match="not diagnoses"):
+        check_diagnosis({"A": "bad", "B": "lambda too low", "C": "width 1x"}, truth)
