@@ -35,7 +35,7 @@ class Profile:
     sae_epochs: float = 6.0
     l1_epochs: float = 2.5
     sweep_epochs: float = 1.5
-    ce_docs: int = 8
+    ce_docs: int = 12
     bad_run_tokens: int = 8192
     seed: int = 0
 

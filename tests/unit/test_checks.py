@@ -108,3 +108,21 @@ def test_check_diagnosis():
         check_diagnosis({"A": "lambda too low", "B": "width 1x", "C": "learning rate too high"}, truth)
     with pytest.raises(CheckFailed, match="not diagnoses"):
         check_diagnosis({"A": "bad", "B": "lambda too low", "C": "width 1x"}, truth)
+
+
+def test_check_select_top_and_logit_weights():
+    from helpers.checks import CheckFailed, check_logit_weights, check_select_top
+    from helpers.features import select_top
+
+    check_select_top(select_top)
+
+    def overlapping(values, rows, doc_ids, n, radius):
+        return [int(j) for j in np.argsort(-values)[:n]]
+
+    with pytest.raises(CheckFailed, match="overlap"):
+        check_select_top(overlapping)
+    check_logit_weights(lambda W_enc, W_dec, W_U, i: W_dec[i] @ W_U.T)
+    with pytest.raises(CheckFailed, match="used the encoder"):
+        check_logit_weights(lambda W_enc, W_dec, W_U, i: W_enc[:, i] @ W_U.T)
+    with pytest.raises(CheckFailed, match="forgot the unembedding"):
+        check_logit_weights(lambda W_enc, W_dec, W_U, i: W_dec[i])

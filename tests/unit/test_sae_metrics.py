@@ -50,3 +50,13 @@ def test_ce_scores_identity_patch_is_clean_and_hook_is_removed(tokenizer):
     assert res["same"]["kl"] == pytest.approx(0.0, abs=1e-5)
     assert res["zero"]["kl"] > 1e-4
     torch.testing.assert_close(model(**enc).logits, before)
+
+
+def test_fanout_ce_equals_separate_passes(tiny_model, tokenizer):
+    patches = {"zero": lambda h: torch.zeros_like(h), "half": lambda h: 0.5 * h}
+    a = ce_scores(tiny_model, tokenizer, TEXTS, 1, patches, fanout=True)
+    b = ce_scores(tiny_model, tokenizer, TEXTS, 1, patches, fanout=False, batch_size=3)
+    assert a["_tokens"] == b["_tokens"]
+    for k in ("clean", "zero", "half"):
+        assert a[k]["ce"] == pytest.approx(b[k]["ce"], rel=1e-4)
+        assert a[k]["kl"] == pytest.approx(b[k]["kl"], rel=1e-3, abs=1e-5)
