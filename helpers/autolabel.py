@@ -104,3 +104,18 @@ def build_labels(lifts: pd.DataFrame, enr: pd.DataFrame, logit_top: np.ndarray, 
         rows.append({"feature": f, "label": label, "enriched_tokens": " ".join(toks), "promoted_tokens": " ".join(ups),
                      "theme": theme})
     return pd.DataFrame(rows).set_index("feature")
+
+
+def load_labels(path) -> dict[int, str]:
+    """Notebook 04's labels by feature, or ``{}`` (saying so) when the file is missing."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        print(f"{path.name} not found (run notebooks/04_manual_features.ipynb for labels): showing feature ids only")
+        return {}
+    df = pd.read_csv(path, keep_default_na=False)
+    if not {"feature", "label"} <= set(df.columns):
+        print(f"{path.name} has no feature/label columns: showing feature ids only")
+        return {}
+    return dict(zip(df["feature"].astype(int), df["label"].astype(str), strict=True))

@@ -126,3 +126,15 @@ def test_check_select_top_and_logit_weights():
         check_logit_weights(lambda W_enc, W_dec, W_U, i: W_enc[:, i] @ W_U.T)
     with pytest.raises(CheckFailed, match="forgot the unembedding"):
         check_logit_weights(lambda W_enc, W_dec, W_U, i: W_dec[i])
+
+
+def test_check_lift_and_purity():
+    from helpers.checks import CheckFailed, check_lift_ranking, check_purity
+    from helpers.clustering import lift_ranking, mean_ranking, purity
+
+    check_lift_ranking(lift_ranking)
+    check_purity(purity)
+    with pytest.raises(CheckFailed, match="raw in-cluster mean"):
+        check_lift_ranking(mean_ranking)
+    with pytest.raises(CheckFailed, match="rows and columns swapped"):
+        check_purity(lambda labels, themes: purity(themes, labels))
