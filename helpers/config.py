@@ -37,6 +37,8 @@ class Profile:
     sweep_epochs: float = 1.5
     ce_docs: int = 12
     bad_run_tokens: int = 8192
+    # 06 steering: new tokens per steered text
+    steer_new_tokens: int = 20
     seed: int = 0
 
 
@@ -58,6 +60,7 @@ CI = Profile(
     sweep_epochs=1.0,
     ce_docs=4,
     bad_run_tokens=512,
+    steer_new_tokens=8,
 )
 
 

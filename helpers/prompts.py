@@ -40,6 +40,9 @@ def load_prompts(path: str | Path | None = None, per_theme: int | None = None) -
         raise ValueError(f"{path.name} repeats id(s) {sorted(dup.tolist())}; ids must be unique")
     df["prompt"] = df["prompt"].str.strip()
     df["theme"] = df["theme"].str.strip()
+    unknown = sorted(set(df["theme"]) - set(THEMES))
+    if unknown:
+        raise ValueError(f"{path.name} has {len(unknown)} unknown theme(s) {unknown}; use one of: {', '.join(THEMES)}")
     if per_theme is not None:
         df = df.groupby("theme", sort=False).head(per_theme)
     return df.reset_index(drop=True)

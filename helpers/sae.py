@@ -234,7 +234,7 @@ def load_sae(folder: str | Path, d_in: int | None = None) -> tuple[BaseSAE, dict
     with torch.no_grad():
         for k, v in tensors.items():
             getattr(sae, k).copy_(v)
-    return sae.eval(), meta
+    return sae.eval().requires_grad_(False), meta
 
 
 @dataclass

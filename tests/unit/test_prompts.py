@@ -41,3 +41,12 @@ def test_duplicate_ids(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="git checkout"):
         load_prompts(tmp_path / "nope.csv")
+
+
+def test_unknown_theme_is_named(tmp_path):
+    from helpers.prompts import load_prompts
+
+    path = tmp_path / "p.csv"
+    path.write_text("id,theme,prompt\n0,Fitness & Health,run far\n1,Sports,kick a ball\n")
+    with pytest.raises(ValueError, match=r"1 unknown theme\(s\) \['Sports'\]"):
+        load_prompts(path)

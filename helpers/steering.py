@@ -1,0 +1,141 @@
+"""Steering: clamp SAE features (or add a vector) in the residual stream while the model runs.
+
+The clamp edit, at every position: x -> x + Σ_i (c_i - f_i(x)) · W_dec,i. In the SAE's basis
+feature i is set to c_i; everything the SAE does not explain (its reconstruction error) and every
+other feature stay as they were. Values are given in multiples of the feature's maximum
+activation seen in the store. A value may be one number or one per batch row, so a whole sweep
+of strengths runs as one batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from helpers.models import check_layer, get_blocks
+from helpers.sae import BaseSAE
+
+
+def _as_values(c, name: str) -> torch.Tensor:
+    t = torch.as_tensor(c, dtype=torch.float32)
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite numbers, got {c!r}")
+    return t
+
+
+def clamp_edit(h: torch.Tensor, sae: BaseSAE, features: list[int], values: list) -> torch.Tensor:
+    """``h`` [..., d] with each feature in ``features`` set to its value (a number, or a tensor
+    broadcasting against ``h[..., 0]``, e.g. one per batch row [B, 1])."""
+    flat = h.reshape(-1, h.shape[-1]).float()
+    f = sae.encode(flat).reshape(*h.shape[:-1], -1)
+    out = h.float()
+    for i, c in zip(features, values, strict=True):
+        c = torch.as_tensor(c, dtype=torch.float32, device=h.device)
+        out = out + ((c - f[..., i]).unsqueeze(-1)) * (sae.W_dec[i] / sae.scale)
+    return out.to(h.dtype)
+
+
+def _check_features(sae: BaseSAE, clamps: dict) -> None:
+    for i in clamps:
+        if isinstance(i, bool) or not isinstance(i, int | np.integer) or not 0 <= i < sae.cfg.d_sae:
+            raise ValueError(f"feature {i!r} does not exist: this SAE has features 0..{sae.cfg.d_sae - 1}")
+
+
+@contextmanager
+def clamp_features(model, sae: BaseSAE, layer: int, clamps: dict[int, float | list | torch.Tensor]) -> Iterator[None]:
+    """While active, block ``layer``'s output has each feature ``i`` of ``clamps`` set to
+    ``clamps[i]`` (absolute activation; a number, or one per batch row). The hook is removed
+    on exit, also when the body raises."""
+    check_layer(model, layer)
+    _check_features(sae, clamps)
+    feats = [int(i) for i in clamps]
+    vals = [_as_values(clamps[i], f"clamp value of feature {i}") for i in clamps]
+
+    def hook(_m, _i, out):
+        h = out[0] if isinstance(out, tuple) else out
+        v = [x.view(-1, *([1] * (h.dim() - 2))) if x.dim() == 1 else x for x in vals]  # per row -> [B, 1]
+        new = clamp_edit(h, sae, feats, v)
+        return (new, *out[1:]) if isinstance(out, tuple) else new
+
+    handle = get_blocks(model)[layer].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def add_vector(model, layer: int, vector: torch.Tensor, scale) -> Iterator[None]:
+    """While active, block ``layer``'s output gets ``scale * vector`` added at every position
+    (``scale`` a number or one per batch row): difference-of-means steering."""
+    check_layer(model, layer)
+    s = _as_values(scale, "scale")
+    v = torch.as_tensor(vector, dtype=torch.float32)
+
+    def hook(_m, _i, out):
+        h = out[0] if isinstance(out, tuple) else out
+        k = s.view(-1, *([1] * (h.dim() - 1))) if s.dim() == 1 else s
+        new = (h.float() + k.to(h.device) * v.to(h.device)).to(h.dtype)
+        return (new, *out[1:]) if isinstance(out, tuple) else new
+
+    handle = get_blocks(model)[layer].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        handle.remove()
+
+
+@torch.no_grad()
+def continuation_nll(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int = 32) -> np.ndarray:
+    """Mean negative log-likelihood per token of each continuation given its prompt, under the
+    (unsteered) model: log-perplexity, the fluency cost of a steered text. Batched, right-padded."""
+    dev = next(model.parameters()).device
+    seqs, starts = [], []
+    for p, c in zip(prompts, continuations, strict=True):
+        p_ids = tokenizer(p)["input_ids"]
+        seqs.append(p_ids + tokenizer(c, add_special_tokens=False)["input_ids"])
+        starts.append(len(p_ids))
+    out = np.full(len(seqs), np.nan)
+    pad = tokenizer.pad_token_id or 0
+    for b in range(0, len(seqs), batch_size):
+        chunk = seqs[b : b + batch_size]
+        T = max(len(x) for x in chunk)
+        ids = torch.tensor([x + [pad] * (T - len(x)) for x in chunk], device=dev)
+        mask = torch.tensor([[1] * len(x) + [0] * (T - len(x)) for x in chunk], device=dev)
+        lp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), -1)
+        nll = -lp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        for k, x in enumerate(chunk):
+            s0 = starts[b + k]
+            if len(x) > s0:
+                out[b + k] = float(nll[k, s0 - 1 : len(x) - 1].mean())
+    return out
+
+
+def theme_vocabulary(docs, theme: str, min_count: int = 5, min_lift: float = 3.0) -> set[str]:
+    """Words at least ``min_lift`` times more frequent in ``theme``'s texts than in all texts
+    (and seen ``min_count`` times there): the theme's own vocabulary."""
+    from collections import Counter
+
+    from helpers.text_stats import STOP_WORDS, words
+
+    inside = Counter(w for t in docs.loc[docs["theme"] == theme, "text"] for w in words(t) if w not in STOP_WORDS)
+    every = Counter(w for t in docs["text"] for w in words(t) if w not in STOP_WORDS)
+    n_in, n_all = sum(inside.values()), sum(every.values())
+    return {w for w, c in inside.items() if c >= min_count and (c / n_in) / (every[w] / n_all) >= min_lift}
+
+
+def theme_score(texts: list[str], vocab: set[str]) -> np.ndarray:
+    """Share of each text's (non-stop) words that are in ``vocab``."""
+    from helpers.text_stats import STOP_WORDS, words
+
+    out = []
+    for t in texts:
+        ws = [w for w in words(t) if w not in STOP_WORDS]
+        out.append(sum(w in vocab for w in ws) / len(ws) if ws else math.nan)
+    return np.asarray(out)
