@@ -46,19 +46,14 @@ def _check_features(sae: BaseSAE, clamps: dict) -> None:
 
 
 @contextmanager
-def clamp_features(model, sae: BaseSAE, layer: int, clamps: dict[int, float | list | torch.Tensor]) -> Iterator[None]:
-    """While active, block ``layer``'s output has each feature ``i`` of ``clamps`` set to
-    ``clamps[i]`` (absolute activation; a number, or one per batch row). The hook is removed
+def _edit_block(model, layer: int, edit) -> Iterator[None]:
+    """While active, block ``layer``'s output h is replaced by ``edit(h)``; the hook is removed
     on exit, also when the body raises."""
     check_layer(model, layer)
-    _check_features(sae, clamps)
-    feats = [int(i) for i in clamps]
-    vals = [_as_values(clamps[i], f"clamp value of feature {i}") for i in clamps]
 
     def hook(_m, _i, out):
         h = out[0] if isinstance(out, tuple) else out
-        v = [x.view(-1, *([1] * (h.dim() - 2))) if x.dim() == 1 else x for x in vals]  # per row -> [B, 1]
-        new = clamp_edit(h, sae, feats, v)
+        new = edit(h)
         return (new, *out[1:]) if isinstance(out, tuple) else new
 
     handle = get_blocks(model)[layer].register_forward_hook(hook)
@@ -69,26 +64,33 @@ def clamp_features(model, sae: BaseSAE, layer: int, clamps: dict[int, float | li
         handle.remove()
 
 
-@contextmanager
-def add_vector(model, layer: int, vector: torch.Tensor, scale) -> Iterator[None]:
+def _per_row(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """A value per batch row ([B]) shaped to broadcast against ``h[..., 0]`` ([B, 1, ...])."""
+    return x.view(-1, *([1] * (h.dim() - 2))) if x.dim() == 1 else x
+
+
+def clamp_features(model, sae: BaseSAE, layer: int, clamps: dict[int, float | list | torch.Tensor]):
+    """While active, block ``layer``'s output has each feature ``i`` of ``clamps`` set to
+    ``clamps[i]`` (absolute activation; a number, or one per batch row)."""
+    check_layer(model, layer)
+    _check_features(sae, clamps)
+    feats = [int(i) for i in clamps]
+    vals = [_as_values(clamps[i], f"clamp value of feature {i}") for i in clamps]
+    return _edit_block(model, layer, lambda h: clamp_edit(h, sae, feats, [_per_row(v, h) for v in vals]))
+
+
+def add_vector(model, layer: int, vector: torch.Tensor, scale):
     """While active, block ``layer``'s output gets ``scale * vector`` added at every position
     (``scale`` a number or one per batch row): difference-of-means steering."""
     check_layer(model, layer)
     s = _as_values(scale, "scale")
     v = torch.as_tensor(vector, dtype=torch.float32)
 
-    def hook(_m, _i, out):
-        h = out[0] if isinstance(out, tuple) else out
-        k = s.view(-1, *([1] * (h.dim() - 1))) if s.dim() == 1 else s
-        new = (h.float() + k.to(h.device) * v.to(h.device)).to(h.dtype)
-        return (new, *out[1:]) if isinstance(out, tuple) else new
+    def edit(h):
+        k = _per_row(s, h).unsqueeze(-1) if s.dim() == 1 else s
+        return (h.float() + k.to(h.device) * v.to(h.device)).to(h.dtype)
 
-    handle = get_blocks(model)[layer].register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        handle.remove()
+    return _edit_block(model, layer, edit)
 
 
 @torch.no_grad()
