@@ -49,8 +49,9 @@ def _block_output(output) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
-def _accepts_position_ids(model: nn.Module) -> bool:
-    return "position_ids" in inspect.signature(model.forward).parameters
+def accepts(model: nn.Module, name: str) -> bool:
+    """Whether ``model.forward`` takes the keyword ``name`` (position_ids, logits_to_keep ...)."""
+    return name in inspect.signature(model.forward).parameters
 
 
 def _batches(tokenizer, texts: list[str], batch_size: int, max_length: int):
@@ -79,7 +80,7 @@ def _forward_until(model: nn.Module, enc, hooks: dict[int, callable], last: int)
     device = next(model.parameters()).device
     mask = enc["attention_mask"].to(device)
     kwargs = {"input_ids": enc["input_ids"].to(device), "attention_mask": mask, "use_cache": False}
-    if _accepts_position_ids(model):
+    if accepts(model, "position_ids"):
         # positions count real tokens only, so left padding does not shift them (GPT-2 needs it)
         kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
 

@@ -15,6 +15,7 @@ from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
 from helpers.features import FeatureIndex
+from helpers.layer_scan import mean_pool
 from helpers.store import Store
 
 POOLS = ("max", "mean")
@@ -40,11 +41,9 @@ def pool_rows(acts: np.ndarray, doc_ids: np.ndarray, pool: str = "mean") -> tupl
     """``(docs, [n_docs, d])``: ``acts`` rows pooled per document (mean or max)."""
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
-    docs, inv = np.unique(doc_ids, return_inverse=True)
     if pool == "mean":
-        out = np.zeros((len(docs), acts.shape[1]))
-        np.add.at(out, inv, acts)
-        return docs, out / np.bincount(inv)[:, None]
+        return mean_pool(acts, doc_ids)
+    docs, inv = np.unique(doc_ids, return_inverse=True)
     out = np.full((len(docs), acts.shape[1]), -np.inf)
     np.maximum.at(out, inv, acts)
     return docs, out
@@ -65,10 +64,7 @@ def random_features(store: Store, width: int, k: int, seed: int = 0, batch_size:
         r = torch.arange(s, s + len(pre)).unsqueeze(1).expand_as(i)
         keep = v > 0
         rows.append(r[keep].numpy()); lats.append(i[keep].numpy()); vals.append(v[keep].numpy())
-    rows, lats, vals = np.concatenate(rows), np.concatenate(lats), np.concatenate(vals)
-    order = np.lexsort((rows, lats))
-    starts = np.concatenate([[0], np.cumsum(np.bincount(lats, minlength=width))])
-    return FeatureIndex(rows=rows[order].astype(np.int32), values=vals[order], starts=starts, n_tokens=len(store), d_sae=width)
+    return FeatureIndex.from_entries(np.concatenate(rows), np.concatenate(lats), np.concatenate(vals), len(store), width)
 
 
 def prepare(X: np.ndarray) -> np.ndarray:

@@ -26,6 +26,14 @@ class FeatureIndex:
     n_tokens: int
     d_sae: int
 
+    @classmethod
+    def from_entries(cls, rows: np.ndarray, latents: np.ndarray, values: np.ndarray, n_tokens: int, d_sae: int) -> FeatureIndex:
+        """Build the index from (row, latent, value) triples in any order."""
+        order = np.lexsort((rows, latents))
+        starts = np.concatenate([[0], np.cumsum(np.bincount(latents, minlength=d_sae))])
+        return cls(rows=np.asarray(rows)[order].astype(np.int32), values=np.asarray(values)[order].astype(np.float32),
+                   starts=starts, n_tokens=n_tokens, d_sae=d_sae)
+
     def of(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         self.check(i)
         a, b = self.starts[i], self.starts[i + 1]
@@ -78,23 +86,17 @@ def encode_store(sae: BaseSAE, acts: np.ndarray, batch_size: int = 4096) -> Feat
         rows.append((r + s).cpu().numpy().astype(np.int32))
         lats.append(c.cpu().numpy().astype(np.int32))
         vals.append(f[r, c].cpu().numpy())
-    rows, lats, vals = np.concatenate(rows), np.concatenate(lats), np.concatenate(vals)
-    order = np.lexsort((rows, lats))
-    d_sae = sae.cfg.d_sae
-    starts = np.concatenate([[0], np.cumsum(np.bincount(lats, minlength=d_sae))])
-    return FeatureIndex(rows=rows[order], values=vals[order], starts=starts, n_tokens=len(acts), d_sae=d_sae)
+    return FeatureIndex.from_entries(np.concatenate(rows), np.concatenate(lats), np.concatenate(vals), len(acts), sae.cfg.d_sae)
 
 
 def check_match(sae_cfg: dict, store: Store) -> None:
     """The SAE and the store must come from the same model, layer and width."""
-    wb = sae_cfg.get("workbook", {})
     if sae_cfg.get("d_in") != store.d_model:
         raise ValueError(f"the SAE reads d_in = {sae_cfg.get('d_in')} but the store has d_model = {store.d_model}; retrain it (notebook 03)")
     if sae_cfg.get("hook_layer") not in (None, store.layer):
         raise ValueError(f"the SAE was trained on layer {sae_cfg.get('hook_layer')} but the store holds layer {store.layer}; re-run notebook 03")
     if sae_cfg.get("model_name") not in (None, store.model):
         raise ValueError(f"the SAE was trained on {sae_cfg.get('model_name')} but the store comes from {store.model}; re-run notebook 03")
-    del wb
 
 
 # --- examples --------------------------------------------------------------------------------

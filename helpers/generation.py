@@ -18,7 +18,6 @@ has no residual and is not in the capture.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -27,7 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers.activations import Capture
+from helpers.activations import Capture, accepts
 from helpers.models import check_layer, get_blocks
 
 
@@ -86,10 +85,6 @@ def _model_input(tokenizer, prompt: str, chat: bool) -> str:
     return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
 
 
-def _accepts(model: nn.Module, name: str) -> bool:
-    return name in inspect.signature(model.forward).parameters
-
-
 @torch.inference_mode()
 def _generate_batch(model, tokenizer, texts: list[str], cfg: GenerationConfig, generator, layer: int | None):
     """Generate ``cfg.samples_per_prompt`` continuations of each text; return, per row
@@ -100,8 +95,8 @@ def _generate_batch(model, tokenizer, texts: list[str], cfg: GenerationConfig, g
     mask = enc["attention_mask"].to(device)
     ids = enc["input_ids"].to(device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    use_pos = _accepts(model, "position_ids")
-    extra = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+    use_pos = accepts(model, "position_ids")
+    extra = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
     got: list[torch.Tensor] = []
     hook = get_blocks(model)[layer].register_forward_hook(
         lambda _m, _i, out: got.append((out[0] if isinstance(out, tuple) else out).float().cpu())

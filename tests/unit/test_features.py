@@ -10,10 +10,7 @@ from helpers.store import Store
 
 def index_from_dense(f: np.ndarray) -> F.FeatureIndex:
     r, c = np.nonzero(f)
-    order = np.lexsort((r, c))
-    starts = np.concatenate([[0], np.cumsum(np.bincount(c, minlength=f.shape[1]))])
-    return F.FeatureIndex(rows=r[order].astype(np.int32), values=f[r, c][order].astype(np.float32), starts=starts,
-                          n_tokens=f.shape[0], d_sae=f.shape[1])
+    return F.FeatureIndex.from_entries(r, c, f[r, c], f.shape[0], f.shape[1])
 
 
 def tiny_store(lengths=(5, 7, 4), d=4):
