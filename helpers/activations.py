@@ -54,7 +54,7 @@ def accepts(model: nn.Module, name: str) -> bool:
     return name in inspect.signature(model.forward).parameters
 
 
-def _batches(tokenizer, texts: list[str], batch_size: int, max_length: int):
+def length_sorted_batches(tokenizer, texts: list[str], batch_size: int, max_length: int):
     """Yield (indices, encoding) with texts grouped by length, so batches carry little padding."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -161,7 +161,7 @@ def capture_residual(
     parts = []
     n_batches = -(-len(texts) // batch_size)
     for idx, enc in tqdm(
-        _batches(tokenizer, texts, batch_size, max_length),
+        length_sorted_batches(tokenizer, texts, batch_size, max_length),
         total=n_batches, desc=f"capture layer {layer}", disable=not progress or n_batches < 4,
     ):
         got: list[torch.Tensor] = []
@@ -193,7 +193,7 @@ def capture_all_layers(
     parts = []
     n_batches = -(-len(texts) // batch_size)
     for idx, enc in tqdm(
-        _batches(tokenizer, texts, batch_size, max_length),
+        length_sorted_batches(tokenizer, texts, batch_size, max_length),
         total=n_batches, desc="capture all layers", disable=not progress or n_batches < 4,
     ):
         got: dict[int, torch.Tensor] = {}
