@@ -29,8 +29,8 @@ def check_acts(acts: np.ndarray, d_in: int) -> None:
 
 
 def _l1_step(sae: L1SAE, xs: torch.Tensor, lam: float):
-    f = torch.relu(xs @ sae.W_enc + sae.b_enc)
-    xhat = f @ sae.W_dec + sae.b_dec
+    f = torch.relu(torch.addmm(sae.b_enc, xs, sae.W_enc))
+    xhat = torch.addmm(sae.b_dec, f, sae.W_dec)
     mse = (xhat - xs).pow(2).sum(-1).mean()
     l1 = (f * sae.W_dec.norm(dim=1)).sum(-1).mean()
     l0 = (f > 0).float().sum(-1).mean()
@@ -38,7 +38,8 @@ def _l1_step(sae: L1SAE, xs: torch.Tensor, lam: float):
 
 
 def _topk_step(sae: TopKSAE, xs: torch.Tensor, dead: torch.Tensor, aux_k: int, aux_coef: float):
-    pre = xs @ sae.W_enc + sae.b_enc - sae.b_dec @ sae.W_enc
+    # (x - b_dec) W_enc + b_enc, with b_dec folded into the bias: one fused product, no pass over [B, d_sae]
+    pre = torch.addmm(sae.b_enc - sae.b_dec @ sae.W_enc, xs, sae.W_enc)
     vals, idx = sae.topk(pre)
     xhat = nn.functional.embedding_bag(idx, sae.W_dec, per_sample_weights=vals, mode="sum") + sae.b_dec
     err = xs - xhat
@@ -47,13 +48,23 @@ def _topk_step(sae: TopKSAE, xs: torch.Tensor, dead: torch.Tensor, aux_k: int, a
     n_dead = int(dead.sum())
     if n_dead and aux_coef > 0:
         # AuxK: the dead latents' top pre-activations try to reconstruct the residual error
-        masked = pre.masked_fill(~dead, float("-inf"))
-        a_vals, a_idx = torch.topk(masked, min(aux_k, n_dead), dim=-1, sorted=False)
-        a_vals = torch.relu(a_vals)
+        dead_idx = dead.nonzero().squeeze(1)  # top-k over the dead columns only: few, so cheap
+        a_vals, j = torch.topk(pre[:, dead_idx], min(aux_k, n_dead), dim=-1, sorted=False)
+        a_vals, a_idx = torch.relu(a_vals), dead_idx[j]
         e_hat = nn.functional.embedding_bag(a_idx, sae.W_dec, per_sample_weights=a_vals, mode="sum")
         aux = (e_hat - err.detach()).pow(2).sum(-1).mean()
     active = (vals > 0).float()
     return mse + aux_coef * aux, mse, aux_coef * aux, active.sum(-1).mean(), (idx, vals > 0)
+
+
+def _adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with PyTorch's fused kernel where it exists (CPU and CUDA in torch >= 2.4): ~10x faster
+    than the per-tensor update on CPU, which otherwise costs as much as a third of a TopK step."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), foreach=True)
 
 
 def train_sae(cfg: SAEConfig, acts: np.ndarray, *, device: str | torch.device = "cpu", log_every: int = 5,
@@ -71,7 +82,7 @@ def train_sae(cfg: SAEConfig, acts: np.ndarray, *, device: str | torch.device = 
         # few hundred steps Adam cannot move it to the large mean of the outlier dimensions
         with torch.no_grad():
             sae.b_dec.copy_((x_all * c).mean(0))
-    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    opt = _adam(sae.parameters(), cfg.lr)
     n, B = len(x_all), min(cfg.batch_size, len(x_all))
     steps = max(1, math.ceil(cfg.epochs * n / B))
     warm, decay = max(1, int(cfg.warmup_frac * steps)), max(1, int(cfg.decay_frac * steps))
