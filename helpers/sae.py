@@ -34,7 +34,9 @@ class SAEConfig:
     l1_coefficient: float = 5.0  # l1: λ
     aux_k: int = 256  # topk: latents the AuxK loss may use
     aux_coefficient: float = 1 / 32
-    dead_tokens: int = 8192  # topk: a latent silent for this many training tokens counts as dead
+    # topk: a latent silent for this many training tokens counts as dead and joins AuxK. OpenAI use 10M tokens;
+    # with ~25k training tokens, 2,048 (two batches) cut dead latents from 2.3% to 1.0% vs 8,192, same FVU
+    dead_tokens: int = 2048
     lr: float = 1e-3
     batch_size: int = 4096
     epochs: float = 8.0

@@ -32,9 +32,9 @@ def _l1_step(sae: L1SAE, xs: torch.Tensor, lam: float):
     f = torch.relu(torch.addmm(sae.b_enc, xs, sae.W_enc))
     xhat = torch.addmm(sae.b_dec, f, sae.W_dec)
     mse = (xhat - xs).pow(2).sum(-1).mean()
-    l1 = (f * sae.W_dec.norm(dim=1)).sum(-1).mean()
-    l0 = (f > 0).float().sum(-1).mean()
-    return mse + lam * l1, mse, lam * l1, l0, f > 0
+    # mean over tokens of sum_i f_i ||W_dec,i|| = (column sums of f) . norms / B: no [B, d_sae] product
+    l1 = f.sum(0) @ sae.W_dec.norm(dim=1) / len(xs)
+    return mse + lam * l1, mse, lam * l1, f
 
 
 def _topk_step(sae: TopKSAE, xs: torch.Tensor, dead: torch.Tensor, aux_k: int, aux_coef: float):
@@ -53,8 +53,7 @@ def _topk_step(sae: TopKSAE, xs: torch.Tensor, dead: torch.Tensor, aux_k: int, a
         a_vals, a_idx = torch.relu(a_vals), dead_idx[j]
         e_hat = nn.functional.embedding_bag(a_idx, sae.W_dec, per_sample_weights=a_vals, mode="sum")
         aux = (e_hat - err.detach()).pow(2).sum(-1).mean()
-    active = (vals > 0).float()
-    return mse + aux_coef * aux, mse, aux_coef * aux, active.sum(-1).mean(), (idx, vals > 0)
+    return mse + aux_coef * aux, mse, aux_coef * aux, (idx, vals)
 
 
 def _adam(params, lr: float) -> torch.optim.Adam:
@@ -98,16 +97,15 @@ def train_sae(cfg: SAEConfig, acts: np.ndarray, *, device: str | torch.device = 
         cursor += B
         for group in opt.param_groups:
             group["lr"] = cfg.lr * min(1.0, (steps - step) / decay)
-        if is_topk:
+        if is_topk:  # AuxK needs to know which latents have been silent for dead_tokens tokens
             dead = since_fired >= cfg.dead_tokens
-            loss, mse, sparsity, l0, (idx, on) = _topk_step(sae, xs, dead, cfg.aux_k, cfg.aux_coefficient)
+            loss, mse, sparsity, (idx, vals) = _topk_step(sae, xs, dead, cfg.aux_k, cfg.aux_coefficient)
             fired = torch.zeros(cfg.d_sae, dtype=torch.bool, device=device)
-            fired[idx[on]] = True
+            fired[idx[vals > 0]] = True
+            since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + B)
         else:
             lam = cfg.l1_coefficient * min(1.0, (step + 1) / warm)
-            loss, mse, sparsity, l0, on = _l1_step(sae, xs, lam)
-            fired = on.any(0)
-        since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + B)
+            loss, mse, sparsity, f = _l1_step(sae, xs, lam)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
@@ -119,7 +117,8 @@ def train_sae(cfg: SAEConfig, acts: np.ndarray, *, device: str | torch.device = 
             d = cfg.d_in  # log per-dimension values, comparable across scales
             log.step.append(step); log.tokens.append((step + 1) * B)
             log.loss.append(float(loss.detach()) / d); log.mse.append(float(mse.detach()) / d)
-            log.sparsity.append(float(sparsity.detach()) / d); log.l0.append(float(l0))
+            active = vals > 0 if is_topk else f > 0
+            log.sparsity.append(float(sparsity.detach()) / d); log.l0.append(float(active.sum(-1).float().mean()))
     log.seconds = time.perf_counter() - t0
     sae.scale.fill_(c)
     sae.fold_scale()
