@@ -16,7 +16,7 @@ MSE = sum over d_in, mean over tokens, CPU float32, torch seeded.
   f_i ||W_dec,i|| (SAELens weights by decoder norm, as ours) times ``l1_coefficient``, linearly warmed up over the
   first 5% of steps (SAELens' schedule lags ours by one step), decoder rows initialised at norm 0.1, W_enc = W_decᵀ.
 * topk / batchtopk: (x - b_dec) W_enc + b_enc, k active latents per token (batchtopk: k x batch per batch, a
-  learned threshold at inference), unit-norm decoder rows at init with W_enc = W_decᵀ, AuxK coefficient 1/32, a latent
+  learned threshold at inference), unit-norm decoder rows at init with W_enc = W_decᵀ, AuxK coefficient as ours (1/8), a latent
   counts as dead after ``dead_tokens`` training tokens without firing (as ours). BatchTopK's inference threshold is
   an EMA (rate ``topk_threshold_lr``, SAELens' 0.01) of each batch's smallest kept activation, starting at 0: after a
   few hundred steps it is still too low, so the inference L0 is far above k (ours has no BatchTopK).
@@ -78,7 +78,7 @@ def _batches(x: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tens
 
 
 def train_saelens(variant: str, acts: np.ndarray, *, d_sae: int, batch_size: int, steps: int, lr: float, k: int = 32,
-                  l1_coefficient: float = 5.0, seed: int = 0, aux_coefficient: float = 1 / 32,
+                  l1_coefficient: float = 5.0, seed: int = 0, aux_coefficient: float = 1 / 8,
                   dead_tokens: int = 8192, b_dec_mean: bool = True, topk_threshold_lr: float = 0.01) -> SAELensRun:
     """Train SAELens' ``variant`` SAE on ``acts`` [n_tokens, d_in] for exactly ``steps`` steps of ``batch_size``."""
     if variant not in VARIANTS:

@@ -33,7 +33,9 @@ class SAEConfig:
     k: int = 32  # topk: active latents per token
     l1_coefficient: float = 5.0  # l1: λ
     aux_k: int = 256  # topk: latents the AuxK loss may use
-    aux_coefficient: float = 1 / 32
+    # topk: weight of the AuxK loss. OpenAI use 1/32 over millions of tokens; on our ~25k training tokens
+    # (150 steps) 1/8 left 0.3-0.4% of latents dead against 0.9-1.0% with 1/32, at the same held-out FVU 0.275
+    aux_coefficient: float = 1 / 8
     # topk: a latent silent for this many training tokens counts as dead and joins AuxK. OpenAI use 10M tokens;
     # with ~25k training tokens, 2,048 (two batches) cut dead latents from 2.3% to 1.0% vs 8,192, same FVU
     dead_tokens: int = 2048

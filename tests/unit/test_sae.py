@@ -114,3 +114,38 @@ def test_train_or_load_reuses_and_survives_an_interrupted_run(tmp_path):
     assert not reused
     _, _, reused = train_or_load(c, x, "data-b", tmp_path, progress=False)  # other data: new run
     assert not reused
+
+
+@pytest.mark.parametrize("n_dead", [0, 4, 9])  # none; all take part in AuxK (aux_k = 5); the top 5 of them
+def test_topk_sparse_backward_matches_dense_autograd(n_dead):
+    """The training step's hand-written sparse backward (encoder) gives autograd's dense gradients, AuxK included."""
+    from torch import nn
+
+    from helpers.sae_train import _topk_step
+
+    torch.manual_seed(0)
+    c = cfg(k=3, aux_k=5)
+    sae = make_sae(c).double()
+    with torch.no_grad():
+        sae.b_enc.normal_(0, 0.1); sae.b_dec.normal_(0, 0.5); sae.W_enc.normal_(0, 0.3)
+    xs = torch.randn(20, D, dtype=torch.float64)
+    dead = torch.zeros(c.d_sae, dtype=torch.bool)
+    dead[torch.randperm(c.d_sae)[:n_dead]] = True
+    W_enc_t = nn.Parameter(sae.W_enc.detach().T.contiguous())
+    loss, *_ = _topk_step(sae, W_enc_t, xs, dead, c.aux_k, 0.25, torch.empty(20, c.d_sae, dtype=torch.float64))
+    loss.backward()
+    got = {"W_enc": W_enc_t.grad.T, "b_enc": sae.b_enc.grad, "W_dec": sae.W_dec.grad, "b_dec": sae.b_dec.grad}
+
+    ref = {k: getattr(sae, k).detach().clone().requires_grad_() for k in got}
+    pre = (xs - ref["b_dec"]) @ ref["W_enc"] + ref["b_enc"]
+    vals, idx = pre.topk(c.k, dim=-1)
+    xhat = torch.zeros_like(pre).scatter(-1, idx, vals.relu()) @ ref["W_dec"] + ref["b_dec"]
+    err = xs - xhat
+    a_vals, a_idx = pre.masked_fill(~dead, float("-inf")).topk(min(c.aux_k, n_dead), dim=-1)
+    e_hat = torch.zeros_like(pre).scatter(-1, a_idx, a_vals.relu()) @ ref["W_dec"]
+    aux = (e_hat - err.detach()).pow(2).sum(-1).mean() if n_dead else 0.0  # no dead latent: no AuxK term
+    want_loss = err.pow(2).sum(-1).mean() + 0.25 * aux
+    want_loss.backward()
+    torch.testing.assert_close(loss, want_loss)
+    for k, g in got.items():
+        torch.testing.assert_close(g, ref[k].grad, msg=f"gradient of {k}")
