@@ -8,7 +8,7 @@ script prints one table and writes it to ``bench/results.json``:
    speed-up as a fraction of the ideal ``n_blocks / (L + 1)``;
 2. SAE training: tokens/s of each variant at the notebook's width and batch, the float32 matmul
    rate measured in the same run, and the fraction of that roofline (FLOPs per token counted by
-   ``helpers.sae_train.train_flops_per_token``: the dense products the training step does);
+   ``helpers.sae_train.train_flops_per_token``: the products the training step does, sparse ones at their size);
 3. SAELens side by side (only where ``sae-lens`` is importable): its standard, TopK and BatchTopK
    trainers on the same activations, width, batch and steps; L0, FVU and dead fraction are
    computed by our code for both, on the held-out prompts;
@@ -160,19 +160,20 @@ def bench_sae(x_train: np.ndarray, x_eval: np.ndarray, steps: int, batch: int, e
               lrs: dict[str, float], l1_coefficient: float, rate: float, with_saelens: bool) -> list[dict]:
     d_in = x_train.shape[1]
     epochs = steps * batch / len(x_train)
-    rows = []
-    for arch in ("topk", "l1"):
-        cfg = SAEConfig(architecture=arch, d_in=d_in, expansion=expansion, k=k, l1_coefficient=l1_coefficient,
+
+    def ours(arch: str, lam: float, variant: str | None = None) -> dict:
+        cfg = SAEConfig(architecture=arch, d_in=d_in, expansion=expansion, k=k, l1_coefficient=lam,
                         lr=lrs[arch], batch_size=batch, epochs=epochs, seed=0)
-        log(f"  ours {arch}: {steps} steps ...")
+        log(f"  ours {variant or arch}: {steps} steps ...")
         sae, tlog = train_sae(cfg, x_train, progress=False)
         assert tlog.tokens[-1] == steps * batch, "the step count must match the SAELens runs"
-        m = _metrics(sae.encode, sae, x_eval)
         tps = steps * batch / tlog.seconds
-        rows.append({"trainer": "ours", "variant": arch, "tokens_per_s": tps, "seconds": tlog.seconds,
-                     "flops_per_token": train_flops_per_token(cfg),
-                     "fraction_of_matmul": tps * train_flops_per_token(cfg) / rate,
-                     **m})
+        return {"trainer": "ours", "variant": variant or arch, "tokens_per_s": tps, "seconds": tlog.seconds,
+                "flops_per_token": train_flops_per_token(cfg),
+                "fraction_of_matmul": tps * train_flops_per_token(cfg) / rate,
+                **({"l1_coefficient": lam} if arch == "l1" else {}), **_metrics(sae.encode, sae, x_eval)}
+
+    rows = [ours("topk", l1_coefficient), ours("l1", l1_coefficient)]
     if with_saelens:
         for variant, arch in (("topk", "topk"), ("batchtopk", "topk"), ("standard", "l1")):
             log(f"  SAELens {variant}: {steps} steps ...")
@@ -180,8 +181,32 @@ def bench_sae(x_train: np.ndarray, x_eval: np.ndarray, steps: int, batch: int, e
                                 lr=lrs[arch], k=k, l1_coefficient=l1_coefficient, seed=0,
                                 dead_tokens=SAEConfig().dead_tokens, aux_coefficient=SAEConfig().aux_coefficient)
             rows.append({"trainer": "SAELens", "variant": variant, "tokens_per_s": steps * batch / run.seconds,
-                         "seconds": run.seconds, **_metrics(run.encode, run.reconstruct, x_eval)})
+                         "seconds": run.seconds, **({"l1_coefficient": l1_coefficient} if arch == "l1" else {}),
+                         **_metrics(run.encode, run.reconstruct, x_eval)})
+        rows += match_l0(lambda lam: ours("l1", lam, "l1 (λ for SAELens' L0)"), l1_coefficient, rows[1]["l0"],
+                         rows[-1]["l0"])
     return rows
+
+
+def match_l0(train, lam: float, l0: float, target: float, tries: int = 2, tol: float = 0.5) -> list[dict]:
+    """The same L1 SAE retrained at the λ that gives ``target`` L0 (SAELens' at the shared λ), so FVU is
+    compared at matched sparsity: a secant search on log λ vs log L0 from the run at ``lam``; returns the run
+    closest to the target (none when ``l0`` is already within ``tol``)."""
+    if abs(l0 - target) <= tol:
+        return []
+    pts, best = [(math.log(lam), math.log(l0))], None
+    guess = math.log(lam * l0 / target)  # first guess: L0 proportional to 1 / λ
+    for _ in range(tries):
+        row = train(math.exp(guess))
+        pts.append((guess, math.log(max(row["l0"], 1e-6))))
+        if best is None or abs(row["l0"] - target) < abs(best["l0"] - target):
+            best = row
+        if abs(row["l0"] - target) <= tol:
+            break
+        (a, fa), (b, fb) = pts[-2], pts[-1]
+        slope = (fb - fa) / (b - a) if b != a and fb != fa else -1.0
+        guess = b + (math.log(target) - fb) / slope
+    return [best]
 
 
 def notebook_parameters(path: Path) -> dict:
@@ -221,6 +246,8 @@ def budgets(res: dict) -> list[dict]:
             a, b = sae["ours", ours], sae["SAELens", theirs]
             ratio = a["tokens_per_s"] / b["tokens_per_s"]
             add(f"ours {ours} / SAELens {theirs}: tokens/s", f"{ratio:.3f}x", ">= 1.2x", ratio >= 1.2)
+            # quality at matched L0: the L1 run retrained at the λ matching SAELens' L0, where there is one
+            a = sae.get(("ours", "l1 (λ for SAELens' L0)"), a) if ours == "l1" else a
             # "equal or better at matched L0": ours may not use more latents (+1), and FVUs within 0.005
             # count as equal
             add(f"ours {ours} vs SAELens {theirs}: FVU (L0 {a['l0']:.1f} vs {b['l0']:.1f})",
@@ -251,7 +278,7 @@ def print_table(res: dict) -> None:
     if "capture" in res:
         show("capture", [res["capture"]], "{:,.2f}".format)
     if "sae" in res:
-        show("SAE training (L0, FVU, dead on held-out prompts)", pd.DataFrame(res["sae"]).fillna("-"), "{:,.3f}".format)
+        show("SAE training (L0, FVU, dead on held-out prompts)", pd.DataFrame(res["sae"]).astype(object).fillna("-"), "{:,.3f}".format)
     if res.get("saelens_note"):
         print(res["saelens_note"])
     if "notebooks" in res:
@@ -289,8 +316,8 @@ def markdown(res: dict) -> str:
     out += (f"SAE training, {st['steps']} steps of {st['batch_size']} tokens from {st['train_tokens']:,} training "
             f"tokens, d_sae = {st['expansion']} x 576, k = {st['k']}, λ = {st['l1_coefficient']:g}; L0, FVU and dead "
             f"fraction on {st['eval_tokens']:,} tokens of held-out prompts, computed by our code for every row:\n\n")
-    out += _md(res["sae"], {"trainer": "", "variant": "", "tokens_per_s": ",.0f", "fraction_of_matmul": ".0%",
-                            "l0": ".1f", "fvu": ".3f", "dead": ".1%"}) + "\n"
+    out += _md(res["sae"], {"trainer": "", "variant": "", "l1_coefficient": "g", "tokens_per_s": ",.0f",
+                            "fraction_of_matmul": ".0%", "l0": ".1f", "fvu": ".3f", "dead": ".1%"}) + "\n"
     if res.get("notebooks"):
         rows = res["notebooks"]
         out += "Notebooks, headless in a fresh copy of the working tree (nothing reused), model already cached:\n\n"

@@ -45,5 +45,29 @@ def test_budgets_and_markdown(bench):
             "sae_setup": {"steps": 1, "batch_size": 2, "train_tokens": 3, "eval_tokens": 4, "expansion": 8, "k": 32,
                           "l1_coefficient": 5.0}}
     md = bench.markdown(res)
-    assert "| ours | topk | 1,200 | 65% | 32.0 | 0.270 | 1.0% |" in md
-    assert "| SAELens | topk | 1,100 | - |" in md
+    assert "| ours | topk | - | 1,200 | 65% | 32.0 | 0.270 | 1.0% |" in md
+    assert "| SAELens | topk | - | 1,100 | - |" in md
+
+
+def test_match_l0_finds_the_lambda_for_a_target_l0(bench):
+    """L1's L0 falls as λ rises; the secant search lands near the target and returns the closest run."""
+    calls = []
+
+    def train(lam):
+        calls.append(lam)
+        return {"l0": 200.0 / lam**0.8, "lam": lam}
+
+    (row,) = bench.match_l0(train, 5.0, 200.0 / 5.0**0.8, 30.0, tries=3)
+    assert abs(row["l0"] - 30.0) <= 0.5 and len(calls) <= 3
+    assert bench.match_l0(train, 5.0, 30.2, 30.0) == []  # already matched: no extra run
+
+
+def test_l1_quality_is_compared_at_matched_l0(bench):
+    sae = [dict(trainer="ours", variant="topk", tokens_per_s=1.0, fraction_of_matmul=0.1, l0=32.0, fvu=0.27, dead=0.0),
+           dict(trainer="ours", variant="l1", tokens_per_s=3.0, fraction_of_matmul=0.7, l0=40.0, fvu=0.46, dead=0.0),
+           dict(trainer="SAELens", variant="standard", tokens_per_s=2.0, l0=37.5, fvu=0.47, dead=0.1),
+           dict(trainer="ours", variant="l1 (λ for SAELens' L0)", tokens_per_s=3.0, l0=37.6, fvu=0.471, dead=0.0)]
+    got = {b["budget"]: b for b in bench.budgets({"sae": sae})}
+    row = got["ours l1 vs SAELens standard: FVU (L0 37.6 vs 37.5)"]
+    assert row["measured"] == "0.471 vs 0.470" and row["met"] == "yes"
+    assert got["ours l1 / SAELens standard: tokens/s"]["measured"] == "1.500x"  # speed at the shared λ
