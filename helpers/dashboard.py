@@ -36,8 +36,10 @@ def _examples(tokenizer, store, exs, vmax, labels=None) -> str:
     for k, ex in enumerate(exs):
         toks = token_strings(tokenizer, store.token_ids[ex.rows])
         tag = f"{labels[k]} · " if labels else ""
+        c = ex.center - int(ex.rows[0])  # the example's own token (a neighbour in its window may fire higher)
         out.append(f'<div style="margin:2px 0"><span style="color:#888;font-size:11px">{tag}doc {ex.doc_id}, '
-                   f'max {ex.acts.max():.2f}</span>{tokens_html(toks, ex.acts, vmax=vmax, label="act")}</div>')
+                   f'{html.escape(repr(toks[c]), quote=False)} at {ex.acts[c]:.2f}</span>'
+                   f'{tokens_html(toks, ex.acts, vmax=vmax, label="act")}</div>')
     return "".join(out)
 
 

@@ -90,3 +90,20 @@ def test_enrichment_by_hand():
     scores = autolabel.detection_scores(index, token_ids, np.ones(6, bool), enr, np.array([0, 1]))
     assert scores.loc[0, "auroc"] == 1.0 and scores.loc[0, "auroc_random"] < 1.0
     assert autolabel._auroc(np.array([True, False, True, False]), np.array([3.0, 1.0, 2.0, 2.0])) == pytest.approx(0.875)
+
+
+def test_dashboard_example_header_shows_its_own_token():
+    """A band example's header names the sampled token and its activation, not its window's maximum."""
+    from helpers.dashboard import _examples
+
+    class Tok:
+        def decode(self, ids):
+            return f"t{ids[0]}"
+
+    store = tiny_store()
+    f = np.zeros((len(store), 2), np.float32)
+    f[[5, 6], 1] = [0.5, 4.0]  # doc 1: a weak token next to a strong one
+    index = index_from_dense(f)
+    ex = F.window(index, store, 1, 5, F.doc_bounds(store), left=3, right=2)
+    out = _examples(Tok(), store, [ex], vmax=4.0, labels=["0%–25% of max"])
+    assert f"'t{store.token_ids[5]}' at 0.50" in out and "4.00" not in out
