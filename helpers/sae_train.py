@@ -136,11 +136,9 @@ def train_sae(cfg: SAEConfig, acts: np.ndarray, *, device: str | torch.device = 
             sae.b_dec.copy_((x_all * c).mean(0))
     params = list(sae.parameters())
     if is_topk:
-        # train W_encᵀ, a contiguous [d_sae, d_in] alias of W_enc's storage: the sparse encoder gradient comes
-        # out in that layout, and Adam's fused kernel wants parameter and gradient contiguous
-        if not sae.W_enc.T.is_contiguous():
-            sae.W_enc = nn.Parameter(sae.W_enc.detach().T.contiguous().T)
-        W_enc_t = nn.Parameter(sae.W_enc.detach().T)
+        # train a contiguous copy of W_encᵀ [d_sae, d_in] (copied back after the loop): the sparse encoder
+        # gradient comes out in that layout, and Adam's fused kernel wants parameter and gradient contiguous
+        W_enc_t = nn.Parameter(sae.W_enc.detach().T.contiguous())
         params = [W_enc_t, sae.b_enc, sae.W_dec, sae.b_dec]
     opt = _adam(params, cfg.lr)
     n, B = len(x_all), min(cfg.batch_size, len(x_all))
@@ -183,8 +181,9 @@ def train_sae(cfg: SAEConfig, acts: np.ndarray, *, device: str | torch.device = 
             active = vals > 0 if is_topk else f > 0
             log.sparsity.append(float(sparsity.detach()) / d); log.l0.append(float(active.sum(-1).float().mean()))
     log.seconds = time.perf_counter() - t0
-    if is_topk:  # back to the plain layout, so a trained SAE computes exactly as the same SAE loaded from disk
-        sae.W_enc = nn.Parameter(sae.W_enc.detach().contiguous())
+    if is_topk:
+        with torch.no_grad():
+            sae.W_enc.copy_(W_enc_t.T)
     sae.scale.fill_(c)
     sae.fold_scale()
     return sae.eval(), log
