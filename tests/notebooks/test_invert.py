@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.assignment import workbook_notebooks
-from helpers.grading import invert_check
+from tools.assignment import workbook_notebooks
+from tools.grading import invert_check
 
 
 @pytest.mark.parametrize("path", workbook_notebooks(), ids=lambda p: p.name)

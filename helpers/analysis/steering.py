@@ -1,0 +1,128 @@
+"""Steering: clamp SAE features (or add a vector) in the residual stream while the model runs.
+
+The clamp edit, at every position: x -> x + Σ_i (c_i - f_i(x)) · W_dec,i. In the SAE's basis
+feature i is set to c_i; everything the SAE does not explain (its reconstruction error) and every
+other feature stay as they were. Values are given in multiples of the feature's maximum
+activation seen in the store. A value may be one number or one per batch row, so a whole sweep
+of strengths runs as one batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from helpers.data.text_stats import STOP_WORDS, words
+from helpers.model.blocks import validate_layer
+from helpers.model.hooks import edit_block
+from helpers.sae.model import BaseSAE
+
+
+def _as_values(c, name: str) -> torch.Tensor:
+    t = torch.as_tensor(c, dtype=torch.float32)
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite numbers, got {c!r}")
+    return t
+
+
+def clamp_edit(h: torch.Tensor, sae: BaseSAE, features: list[int], values: list) -> torch.Tensor:
+    """``h`` [..., d] with each feature in ``features`` set to its value (a number, or a tensor
+    broadcasting against ``h[..., 0]``, e.g. one per batch row [B, 1])."""
+    flat = h.reshape(-1, h.shape[-1]).float()
+    f = sae.encode(flat).reshape(*h.shape[:-1], -1)
+    out = h.float()
+    features = [sae.feature_id(i) for i in features]
+    for i, c in zip(features, values, strict=True):
+        c = torch.as_tensor(c, dtype=torch.float32, device=h.device)
+        out = out + ((c - f[..., i]).unsqueeze(-1)) * (sae.W_dec[i] / sae.scale)
+    return out.to(h.dtype)
+
+
+@contextmanager
+def _edit_block(model: nn.Module, layer: int, edit: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """:func:`helpers.model.hooks.edit_block` with gradients off (steering never trains)."""
+    with edit_block(model, layer, edit), torch.no_grad():
+        yield
+
+
+def _per_row(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """A value per batch row ([B]) shaped to broadcast against ``h[..., 0]`` ([B, 1, ...])."""
+    return x.view(-1, *([1] * (h.dim() - 2))) if x.dim() == 1 else x
+
+
+def clamp_features(model, sae: BaseSAE, layer: int, clamps: dict[int, float | list | torch.Tensor]):
+    """While active, block ``layer``'s output has each feature ``i`` of ``clamps`` set to
+    ``clamps[i]`` (absolute activation; a number, or one per batch row)."""
+    validate_layer(model, layer)
+    feats = [sae.feature_id(i) for i in clamps]
+    vals = [_as_values(clamps[i], f"clamp value of feature {i}") for i in clamps]
+    return _edit_block(model, layer, lambda h: clamp_edit(h, sae, feats, [_per_row(v, h) for v in vals]))
+
+
+def add_vector(model, layer: int, vector: torch.Tensor, scale):
+    """While active, block ``layer``'s output gets ``scale * vector`` added at every position
+    (``scale`` a number or one per batch row): difference-of-means steering."""
+    validate_layer(model, layer)
+    s = _as_values(scale, "scale")
+    v = torch.as_tensor(vector, dtype=torch.float32)
+
+    def edit(h):
+        k = _per_row(s, h).unsqueeze(-1) if s.dim() == 1 else s
+        return (h.float() + k.to(h.device) * v.to(h.device)).to(h.dtype)
+
+    return _edit_block(model, layer, edit)
+
+
+@torch.no_grad()
+def continuation_nll(
+    model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int = 32
+) -> np.ndarray:
+    """Mean negative log-likelihood per token of each continuation given its prompt, under the
+    (unsteered) model: log-perplexity, the fluency cost of a steered text. Batched, right-padded."""
+    dev = next(model.parameters()).device
+    seqs, starts = [], []
+    for p, c in zip(prompts, continuations, strict=True):
+        p_ids = tokenizer(p)["input_ids"]
+        seqs.append(p_ids + tokenizer(c, add_special_tokens=False)["input_ids"])
+        starts.append(len(p_ids))
+    out = np.full(len(seqs), np.nan)
+    pad = tokenizer.pad_token_id or 0
+    for b in range(0, len(seqs), batch_size):
+        chunk = seqs[b : b + batch_size]
+        T = max(len(x) for x in chunk)
+        ids = torch.tensor([x + [pad] * (T - len(x)) for x in chunk], device=dev)
+        mask = torch.tensor([[1] * len(x) + [0] * (T - len(x)) for x in chunk], device=dev)
+        lp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), -1)
+        nll = -lp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        for k, x in enumerate(chunk):
+            s0 = starts[b + k]
+            if len(x) > s0:
+                out[b + k] = float(nll[k, s0 - 1 : len(x) - 1].mean())
+    return out
+
+
+def theme_vocabulary(docs, theme: str, min_count: int = 5, min_lift: float = 3.0) -> set[str]:
+    """Words at least ``min_lift`` times more frequent in ``theme``'s texts than in all texts
+    (and seen ``min_count`` times there): the theme's own vocabulary."""
+    from collections import Counter
+
+    inside = Counter(
+        w for t in docs.loc[docs["theme"] == theme, "text"] for w in words(t) if w not in STOP_WORDS
+    )
+    every = Counter(w for t in docs["text"] for w in words(t) if w not in STOP_WORDS)
+    n_in, n_all = sum(inside.values()), sum(every.values())
+    return {w for w, c in inside.items() if c >= min_count and (c / n_in) / (every[w] / n_all) >= min_lift}
+
+
+def theme_score(texts: list[str], vocab: set[str]) -> np.ndarray:
+    """Share of each text's (non-stop) words that are in ``vocab``."""
+    out = []
+    for t in texts:
+        ws = [w for w in words(t) if w not in STOP_WORDS]
+        out.append(sum(w in vocab for w in ws) / len(ws) if ws else math.nan)
+    return np.asarray(out)

@@ -1,0 +1,156 @@
+"""The pipeline of notebook 02: prompts -> generations -> the activation store at one layer.
+
+:func:`generations_and_store` reuses what an earlier run with the same parameters made, and
+:func:`ensure_store` is what later notebooks call when the store is missing: it rebuilds it at the
+active profile's size with the profile's generation config (:mod:`helpers.config`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from helpers.config import GenerationConfig, active_profile, paths
+from helpers.data.generation import generate, generation_params, generations_frame
+from helpers.data.layer_scan import load_chosen_layer, recommend_layer, save_scan, scan_layers
+from helpers.data.prompts import load_prompts
+from helpers.data.store import Store, build_store, from_capture, load_store, save_store, store_meta
+from helpers.files import commit, params_key, save_csv, verify
+from helpers.model.blocks import n_layers, validate_layer
+from helpers.model.capture import capture_all_layers
+from helpers.model.loading import load_model, model_name
+
+
+def generations_and_store(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: pd.DataFrame,
+    cfg: GenerationConfig,
+    layer: int,
+    *,
+    progress: bool = True,
+    drop_first: bool = True,
+) -> tuple[pd.DataFrame, Store]:
+    """``generations.csv`` and ``activations.npz`` for these prompts, parameters and layer.
+
+    * Saved generations made with the same parameters are reused (``generations.json`` records
+      them), and so is a saved store made from them at the same layer. It says so.
+    * New parameters: generate, capturing the layer during generation, and save both.
+    * Same generations, other layer (or no store): capture the layer from the saved texts with
+      the early-stopping capture (blocks 0..layer only).
+    Every file is written atomically.
+    """
+    layer = validate_layer(model, layer)
+    p = paths()
+    gen_path = p.generations
+    params = generation_params(model, prompts, cfg)
+    key = params_key(params)
+    store_params = {"generations": key, "layer": int(layer), "drop_first": drop_first}
+    docs = load_generations(key)
+    if docs is not None:
+        print(
+            f"reusing {len(docs)} generations from {gen_path.name}: same parameters (key {key}); "
+            "change a parameter or delete the file to regenerate"
+        )
+        meta = store_meta()
+        if meta and all(meta.get(k) == v for k, v in store_params.items()):
+            try:
+                store = load_store(model=model, layer=layer)
+            except ValueError as err:
+                print(f"not reusing {p.activations.name}: {err}")
+            else:
+                print(
+                    f"reusing {p.activations.name}: {len(store):,} tokens at layer {layer}, made from these "
+                    "generations"
+                )
+                return docs, store
+        t0 = time.perf_counter()
+        store = build_store(model, tokenizer, docs, layer, drop_first=drop_first, progress=progress)
+        print(f"captured layer {layer} from the saved texts in {time.perf_counter() - t0:.1f} s")
+    else:
+        why = (
+            "no saved generations"
+            if not gen_path.is_file()
+            else "the parameters changed or the files do not match"
+        )
+        print(
+            f"generating {len(prompts) * cfg.samples_per_prompt} texts ({why}), capturing layer {layer} on "
+            "the way ..."
+        )
+        t0 = time.perf_counter()
+        gen = generate(model, tokenizer, prompts["prompt"].tolist(), cfg, layer=layer, progress=progress)
+        seconds = time.perf_counter() - t0
+        docs = generations_frame(prompts, gen.documents)
+        save_generations(docs, {"key": key, "params": params, "seconds": round(seconds, 1)})
+        store = from_capture(gen.capture, layer, model_name(model), drop_first)
+        print(f"generated {len(docs)} texts in {seconds:.1f} s -> {gen_path.name}")
+    save_store(store, meta=store_params, n_layers=n_layers(model))
+    print(f"saved {p.activations.name}: {len(store):,} tokens x {store.d_model} (float32), layer {layer}")
+    return docs, store
+
+
+def save_generations(docs: pd.DataFrame, meta: dict) -> None:
+    """``generations.csv``, then its marker ``generations.json`` (``meta`` + the csv's SHA-256)."""
+    path = paths().generations
+    save_csv(path, docs)
+    commit(path.with_suffix(".json"), [path], meta)
+
+
+def load_generations(key: str | None = None) -> pd.DataFrame | None:
+    """The saved generations if the csv matches its marker (and the marker's key is ``key``)."""
+    path = paths().generations
+    meta = verify(path.with_suffix(".json"))
+    if meta is None or (key is not None and meta.get("key") != key):
+        return None
+    return pd.read_csv(path, keep_default_na=False)
+
+
+def ensure_chosen_layer(
+    model: nn.Module | None = None, tokenizer: PreTrainedTokenizerBase | None = None
+) -> int:
+    """The layer notebook 01 recommended; when ``layer_scan.json`` is missing, run the scan through
+    ``helpers`` at the active profile's size (what notebook 01 does, ~10 s), save it and say so."""
+    try:
+        return load_chosen_layer()
+    except FileNotFoundError:
+        pass
+    prof = active_profile()
+    print(
+        f"{paths().layer_scan.name} is missing: scanning the layers at the {prof.name} profile's size "
+        f"(notebook 01) ..."
+    )
+    if model is None or tokenizer is None:
+        model, tokenizer = load_model()
+    prompts = load_prompts(per_theme=prof.scan_prompts_per_theme)
+    cap = capture_all_layers(model, tokenizer, prompts["prompt"].tolist(), progress=False)
+    scan = scan_layers(cap.acts, cap.positions, cap.doc_ids, prompts["theme"].to_numpy(), seed=prof.seed)
+    rec = recommend_layer(scan)
+    save_scan(scan, rec, model_name(model), len(prompts))
+    print(f"recommended {rec.reason}")
+    return rec.layer
+
+
+def ensure_store(model: nn.Module | None = None, tokenizer: PreTrainedTokenizerBase | None = None) -> Store:
+    """The store, rebuilt through ``helpers`` at the active profile's size if it is missing.
+
+    Later notebooks call this: when ``activations.npz`` is absent (or does not match its marker) it
+    reuses or makes the generations with the profile's generation config and the layer notebook 01
+    chose (scanning the layers first if ``layer_scan.json`` is missing too), saying so.
+    """
+    path = paths().activations
+    why = "is missing"
+    if path.is_file():
+        try:
+            return load_store(path, model=model)
+        except ValueError as err:
+            why = f"cannot be used ({err})"
+    prof = active_profile()
+    print(f"{path.name} {why}: rebuilding it at the {prof.name} profile's size (what notebook 02 does) ...")
+    if model is None or tokenizer is None:
+        model, tokenizer = load_model()
+    layer = ensure_chosen_layer(model, tokenizer)
+    prompts = load_prompts(per_theme=prof.gen_prompts_per_theme)
+    return generations_and_store(model, tokenizer, prompts, prof.generation, layer)[1]

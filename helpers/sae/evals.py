@@ -1,0 +1,179 @@
+"""Does the model still work with the SAE in it? Next-token cross-entropy with the residual
+stream at the SAE's layer replaced — by the SAE's reconstruction, by zeros, by its mean — and
+the CE loss recovered score (CE_zero - CE_sae) / (CE_zero - CE_clean), ΔCE and the KL divergence
+from the clean model's predictions.
+
+The first token of each text (the attention sink, which the SAE never saw) is left as it is in
+every intervention; only positions 1.. are replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from helpers.model.blocks import validate_layer
+from helpers.model.hooks import edit_block
+
+Patch = Callable[[torch.Tensor], torch.Tensor] | None  # [n, d] -> [n, d]; None = clean
+
+
+@torch.inference_mode()
+def _run(model, enc, layer: int, patch: Patch) -> torch.Tensor:
+    """Log-probabilities [B, T-1, V] of each next token, with block ``layer``'s output patched."""
+    ctx = nullcontext()
+    if patch is not None:
+        keep_first = enc["attention_mask"].cumsum(-1) == 1  # each row's first real token
+
+        def edit(h: torch.Tensor) -> torch.Tensor:
+            new = patch(h.reshape(-1, h.shape[-1])).reshape(h.shape).to(h.dtype)
+            return torch.where(keep_first.unsqueeze(-1).to(h.device), h, new)
+
+        ctx = edit_block(model, layer, edit)
+    with ctx:
+        logits = model(**enc, use_cache=False).logits[:, :-1].float()
+    return torch.log_softmax(logits, -1)
+
+
+@torch.inference_mode()
+def _run_fanout(model, ids: torch.Tensor, layer: int, patches: list[Patch]) -> torch.Tensor:
+    """One text (``ids`` [1, T]): run blocks 0..layer once, then fan the batch out to one copy
+    per patch at block ``layer``'s output, so the later blocks run on all patches together.
+    Returns log-probabilities [len(patches), T-1, V]. Relies on the masks and position
+    embeddings of a batch of one broadcasting over the copies (true for llama and GPT-2)."""
+
+    def fan_out(h: torch.Tensor) -> torch.Tensor:  # h [1, T, d] -> [len(patches), T, d]
+        copies = []
+        for patch in patches:
+            if patch is None:
+                copies.append(h)
+            else:
+                new = patch(h[0]).to(h.dtype).unsqueeze(0)
+                copies.append(torch.cat([h[:, :1], new[:, 1:]], 1))  # the first token stays
+        return torch.cat(copies, 0)
+
+    with edit_block(model, layer, fan_out):
+        logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
+    return torch.log_softmax(logits, -1)
+
+
+@dataclass
+class CEScores:
+    """Next-token cross-entropy and KL(clean || patched), summed per text for each patch, so that
+    means and bootstrap intervals over texts can both be taken."""
+
+    names: list[str]
+    nll: np.ndarray  # [n_texts, n_patches]: summed next-token NLL of each text
+    kl: np.ndarray  # [n_texts, n_patches]: summed KL divergence from the clean predictions
+    n_tokens: np.ndarray  # [n_texts]: predictions scored in each text
+
+    @property
+    def n_total(self) -> int:
+        return int(self.n_tokens.sum())
+
+    def table(self) -> dict[str, dict[str, float]]:
+        """``{patch: {"ce": mean CE per token, "kl": mean KL per token}}`` over all texts."""
+        n = max(self.n_total, 1)
+        return {
+            k: {"ce": float(self.nll[:, j].sum() / n), "kl": float(self.kl[:, j].sum() / n)}
+            for j, k in enumerate(self.names)
+        }
+
+
+def ce_scores(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    layer: int,
+    patches: dict[str, Patch],
+    batch_size: int = 8,
+    max_length: int = 128,
+    fanout: bool = True,
+) -> CEScores:
+    """For each named patch (``None`` = clean): next-token CE over ``texts`` and the KL divergence
+    KL(clean || patched), per text (texts of fewer than 2 tokens are skipped).
+
+    With ``fanout`` (the default) each text runs blocks 0..layer once and the rest once per
+    patch, in one batch; otherwise every patch is a separate padded forward pass."""
+    validate_layer(model, layer)
+    if "clean" not in patches:
+        patches = {"clean": None, **patches}
+    names = list(patches)
+    dev = next(model.parameters()).device
+    nll, kl, n_tok = [], [], []
+    if fanout:
+        for text in texts:
+            ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length)[
+                "input_ids"
+            ].to(dev)
+            if ids.shape[1] < 2:
+                continue
+            lp = _run_fanout(model, ids, layer, [patches[n] for n in names])  # [P, T-1, V]
+            target = ids[0, 1:]
+            clean = lp[names.index("clean")]
+            p_clean = clean.exp()
+            n_tok.append(len(target))
+            nll.append([float(-lp[p].gather(-1, target.unsqueeze(-1)).sum()) for p in range(len(names))])
+            kl.append([float((p_clean * (clean - lp[p])).sum()) for p in range(len(names))])
+    else:
+        old = tokenizer.padding_side
+        tokenizer.padding_side = "right"
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length).input_ids]
+        keep = [
+            int(i) for i in np.argsort(lengths, kind="stable") if lengths[i] >= 2
+        ]  # similar lengths together
+        texts = [texts[i] for i in keep]
+        try:
+            for i in range(0, len(texts), batch_size):
+                enc = tokenizer(
+                    texts[i : i + batch_size],
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                ).to(dev)
+                valid = enc["attention_mask"][:, 1:].bool()  # [B, T-1]
+                target = enc["input_ids"][:, 1:].unsqueeze(-1)
+                clean = _run(model, enc, layer, None)  # [B, T-1, V]
+                p_clean = clean.exp()
+                n_tok.extend(valid.sum(1).tolist())
+                per = []
+                for patch in patches.values():
+                    lp = clean if patch is None else _run(model, enc, layer, patch)
+                    tok_nll = (-lp.gather(-1, target).squeeze(-1) * valid).sum(1)
+                    tok_kl = ((p_clean * (clean - lp)).sum(-1) * valid).sum(1)
+                    per.append((tok_nll, tok_kl))
+                nll.extend(torch.stack([a for a, _ in per], 1).tolist())
+                kl.extend(torch.stack([b for _, b in per], 1).tolist())
+        finally:
+            tokenizer.padding_side = old
+        back = np.argsort(keep)  # rows in the texts' input order, as the fan-out path gives them
+        nll, kl, n_tok = [nll[i] for i in back], [kl[i] for i in back], [n_tok[i] for i in back]
+    shape = (len(n_tok), len(names))
+    return CEScores(
+        names=names,
+        nll=np.asarray(nll, dtype=np.float64).reshape(shape),
+        kl=np.asarray(kl, dtype=np.float64).reshape(shape),
+        n_tokens=np.asarray(n_tok, dtype=np.int64),
+    )
+
+
+def ce_loss_recovered(ce_clean: float, ce_sae: float, ce_zero: float) -> float:
+    """(CE_zero - CE_sae) / (CE_zero - CE_clean): 1 = the SAE loses nothing, 0 = as bad as zeroing."""
+    return float((ce_zero - ce_sae) / (ce_zero - ce_clean))
+
+
+def sae_patch(sae) -> Patch:
+    dev = sae.W_enc.device
+    return lambda h: sae(h.to(dev).float()).to(h.device)
+
+
+def const_patch(vec: np.ndarray | float) -> Patch:
+    """Replace every vector by ``vec`` (zero-ablation with 0, mean-ablation with the mean)."""
+    return lambda h: torch.as_tensor(vec, dtype=h.dtype, device=h.device).expand_as(h).clone()

@@ -1,0 +1,84 @@
+"""How good is an SAE? Reconstruction and sparsity metrics on a set of activations.
+
+Names follow SAELens / the SAE literature: L0, FVU (fraction of variance unexplained, about the
+mean), explained variance, dead and dense latents, feature density.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from helpers.sae.model import BaseSAE
+
+
+def fvu(x: np.ndarray, x_hat: np.ndarray) -> float:
+    """Σ||x - x̂||² / Σ||x - mean(x)||²: the share of the data's variance (about its mean, not
+    about zero) that the reconstruction misses. 0 is perfect; 1 is no better than the mean."""
+    x = np.asarray(x, dtype=np.float64)
+    x_hat = np.asarray(x_hat, dtype=np.float64)
+    return float(((x - x_hat) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
+
+
+def l0(f: np.ndarray) -> np.ndarray:
+    """Active latents per token: ``[n_tokens]``."""
+    return (np.asarray(f) > 0).sum(-1)
+
+
+def firing_rates(f: np.ndarray) -> np.ndarray:
+    """Fraction of tokens on which each latent fires: ``[d_sae]``."""
+    return (np.asarray(f) > 0).mean(0)
+
+
+@torch.no_grad()
+def encode_all(sae: BaseSAE, acts: np.ndarray, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Latents ``f`` and reconstructions ``x̂`` of every row of ``acts``, in batches."""
+    dev = sae.W_enc.device
+    fs, xs = [], []
+    for i in range(0, len(acts), batch_size):
+        x = torch.as_tensor(acts[i : i + batch_size], dtype=torch.float32, device=dev)
+        f = sae.encode(x)
+        fs.append(f.cpu().numpy())
+        xs.append(sae.decode(f).cpu().numpy())
+    return np.concatenate(fs), np.concatenate(xs)
+
+
+@torch.no_grad()
+def sae_metrics(sae: BaseSAE, acts: np.ndarray, dense_threshold: float = 0.1, batch_size: int = 4096) -> dict:
+    """L0 (mean and quartiles), FVU, explained variance, dead fraction (never fires on ``acts``),
+    dense fraction (fires on more than ``dense_threshold`` of tokens), and each latent's firing
+    rate — accumulated batch by batch, so memory stays bounded."""
+    dev = sae.W_enc.device
+    x_all = torch.as_tensor(acts, dtype=torch.float32)
+    mean = x_all.double().mean(0).to(dev)
+    err = tot = 0.0
+    fires = torch.zeros(sae.cfg.d_sae, dtype=torch.long, device=dev)
+    per_tok = []
+    for i in range(0, len(x_all), batch_size):
+        x = x_all[i : i + batch_size].to(dev)
+        f = sae.encode(x)
+        on = f > 0
+        x_hat = sae.decode(f)
+        err += float((x - x_hat).double().pow(2).sum())
+        tot += float((x.double() - mean).pow(2).sum())
+        fires += on.sum(0)
+        per_tok.append(on.sum(1).cpu())
+    per_tok = torch.cat(per_tok).numpy()
+    rates = (fires.double() / len(x_all)).cpu().numpy()
+    v = err / tot
+    return {
+        "n_tokens": int(len(x_all)),
+        "l0": float(per_tok.mean()),
+        "l0_quartiles": [float(q) for q in np.percentile(per_tok, [25, 50, 75])],
+        "fvu": v,
+        "explained_variance": 1.0 - v,
+        "dead_fraction": float((rates == 0).mean()),
+        "dense_fraction": float((rates > dense_threshold).mean()),
+        "firing_rates": rates,
+    }
+
+
+def density_log10(rates: np.ndarray, floor: float = 1e-6) -> np.ndarray:
+    """log10 of the firing rates of the latents that fire at all (the feature-density plot)."""
+    r = np.asarray(rates)
+    return np.log10(np.maximum(r[r > 0], floor))

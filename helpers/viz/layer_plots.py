@@ -1,0 +1,96 @@
+"""Notebook 01's figures: every per-layer statistic against depth, and one layer up close."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from helpers.data.layer_scan import mean_pool
+from helpers.viz.figures import THEME_MARKERS, theme_color
+
+
+def plot_scan(scan: pd.DataFrame, chosen: int | None = None):
+    """Every per-layer statistic against depth, one panel each."""
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7), sharex=True)
+    L = scan["layer"]
+    ax = axes[0, 0]
+    ax.plot(L, scan["max"], "o-", label="max")
+    ax.plot(L, scan["mean"].abs() * 1000, "s-", label="|mean| x 1000")
+    ax.set_yscale("log")
+    ax.set_title("report's stats: max and mean value")
+    ax.legend()
+    ax = axes[0, 1]
+    ax.plot(L, scan["first_norm"], "o-", label="first token")
+    ax.plot(L, scan["mean_norm"], "s-", label="other tokens")
+    ax.set_yscale("log")
+    ax.set_title("mean token norm")
+    ax.legend()
+    ax = axes[0, 2]
+    ax.plot(L, scan["sink_ratio"], "o-")
+    ax.set_yscale("log")
+    ax.set_title("attention sink: first / other norm")
+    ax = axes[1, 0]
+    ax.plot(L, scan["outlier_ratio"], "o-")
+    ax.set_title("top dim mean|x| / median dim")
+    ax.set_xlabel("layer")
+    ax = axes[1, 1]
+    ax.plot(L, scan["participation_ratio"], "o-")
+    ax.set_title("participation ratio (effective dims)")
+    ax.set_xlabel("layer")
+    ax = axes[1, 2]
+    ax.errorbar(L, scan["probe_acc"], yerr=scan["probe_sd"], fmt="o-", capsize=2)
+    ax.axhline(1 / 5, ls=":", c="grey", label="chance (5 themes)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("theme probe accuracy (5-fold CV)")
+    ax.set_xlabel("layer")
+    ax.legend()
+    if chosen is not None:
+        for a in axes.flat:
+            a.axvline(chosen, c="crimson", alpha=0.4, lw=3)
+    fig.suptitle(
+        "Residual stream statistics by layer" + (f" (chosen: layer {chosen})" if chosen is not None else "")
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_layer_view(
+    x: np.ndarray, positions: np.ndarray, doc_ids: np.ndarray, doc_themes, layer: int, k: int = 10
+):
+    """One layer up close: the histogram of its values, its outlier dimensions, and a 2-D PCA of
+    the mean-pooled prompts coloured by theme (first tokens left out)."""
+    later = np.asarray(positions) > 0
+    xs = np.asarray(x)[later]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    ax = axes[0]
+    ax.hist(xs.ravel(), bins=200, color="steelblue")
+    ax.set_yscale("log")
+    ax.set_title(f"layer {layer}: activation values (first tokens excluded)")
+    ax.set_xlabel("value")
+    ax = axes[1]
+    mag = np.abs(xs).mean(0)
+    top = np.argsort(-mag)[:k]
+    ax.bar([str(d) for d in top], mag[top], color="darkorange")
+    ax.axhline(np.median(mag), c="grey", ls=":", label="median dim")
+    ax.set_title(f"top {k} dimensions by mean |value|")
+    ax.set_xlabel("dimension")
+    ax.legend()
+    ax = axes[2]
+    docs, pooled = mean_pool(x, doc_ids, later)
+    pooled = pooled - pooled.mean(0)
+    _, s, vt = np.linalg.svd(pooled, full_matrices=False)
+    xy = pooled @ vt[:2].T
+    themes = np.asarray(doc_themes)[docs]
+    for t in dict.fromkeys(themes):
+        sel = themes == t
+        ax.scatter(
+            xy[sel, 0], xy[sel, 1], s=22, color=theme_color(t), marker=THEME_MARKERS.get(t, "o"), label=t
+        )
+    var = s**2 / (s**2).sum()
+    ax.set_xlabel(f"PC1 ({var[0]:.0%})")
+    ax.set_ylabel(f"PC2 ({var[1]:.0%})")
+    ax.set_title("prompts, mean-pooled, PCA")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

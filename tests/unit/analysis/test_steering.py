@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import torch
+
+from helpers.analysis import steering as S
+from helpers.config import SAEConfig
+from helpers.sae.model import make_sae
+from tests.conftest import TEXTS, tiny_llama
+
+
+@pytest.fixture
+def sae():
+    s = make_sae(SAEConfig(architecture="l1", d_in=32, expansion=2, seed=1)).requires_grad_(False)
+    s.b_enc.fill_(0.2)  # make features fire
+    return s
+
+
+def test_clamp_to_own_value_is_identity_and_to_zero_removes_the_contribution(sae):
+    h = torch.randn(5, 32)
+    f = sae.encode(h)
+    i = int(f.sum(0).argmax())
+    same = S.clamp_edit(h, sae, [i], [f[:, i]])
+    torch.testing.assert_close(same, h)
+    zero = S.clamp_edit(h, sae, [i], [0.0])
+    torch.testing.assert_close(zero, h - f[:, i : i + 1] * sae.W_dec[i])
+
+
+def test_hook_is_removed_even_when_generation_raises(sae, tokenizer):
+    model = tiny_llama()
+    enc = tokenizer(TEXTS[:2], return_tensors="pt", padding=True)
+    before = model(**enc).logits
+    with pytest.raises(RuntimeError, match="boom"):
+        with S.clamp_features(model, sae, 1, {3: 5.0}):
+            changed = model(**enc).logits
+            assert not torch.equal(changed, before)
+            raise RuntimeError("boom")
+    torch.testing.assert_close(model(**enc).logits, before, rtol=0, atol=0)
+    with S.add_vector(model, 1, torch.ones(32), 0.5):
+        assert not torch.equal(model(**enc).logits, before)
+    assert torch.equal(model(**enc).logits, before)
+
+
+def test_bad_clamps_are_clear(sae):
+    model = tiny_llama()
+    with pytest.raises(ValueError, match="feature 999 is out of range"):
+        with S.clamp_features(model, sae, 1, {999: 1.0}):
+            pass
+    with pytest.raises(ValueError, match="must be finite"):
+        with S.clamp_features(model, sae, 1, {2: float("nan")}):
+            pass
+    with pytest.raises(ValueError, match="out of range"):
+        with S.clamp_features(model, sae, 9, {2: 1.0}):
+            pass
+
+
+def test_per_row_clamp_values_equal_one_row_at_a_time(sae):
+    h = torch.randn(3, 4, 32)
+    out = S.clamp_edit(h, sae, [0], [torch.tensor([0.0, 1.0, 2.0]).view(3, 1)])
+    for r, c in enumerate([0.0, 1.0, 2.0]):
+        torch.testing.assert_close(out[r], S.clamp_edit(h[r], sae, [0], [c]))
+
+
+def test_theme_score_and_nll(tokenizer):
+    assert S.theme_score(["solar solar rain the", "music"], {"solar"}).tolist() == [pytest.approx(2 / 3), 0.0]
+    model = tiny_llama()
+    nll = S.continuation_nll(
+        model, tokenizer, ["the city", "sleep is"], ["and the rain", "for health and data"]
+    )
+    assert nll.shape == (2,) and np.isfinite(nll).all() and (nll > 0).all()
+    one = S.continuation_nll(model, tokenizer, ["sleep is"], ["for health and data"])
+    assert one[0] == pytest.approx(nll[1], rel=1e-4)  # batching and padding do not change it

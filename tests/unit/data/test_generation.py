@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import torch
+
+from helpers.config import GenerationConfig
+from helpers.data.generation import generate, sample_next
+from helpers.model.capture import capture_residual
+from tests.conftest import TEXTS
+
+GREEDY = dict(temperature=0.0, min_new_tokens=0, max_new_tokens=6, samples_per_prompt=1)
+
+
+def test_padding_does_not_change_a_greedy_continuation(tiny_model, tokenizer):
+    short = "solar heat"
+    alone = generate(tiny_model, tokenizer, [short], GenerationConfig(**GREEDY), progress=False)
+    batched = generate(tiny_model, tokenizer, [TEXTS[2], short], GenerationConfig(**GREEDY), progress=False)
+    assert batched.texts[1] == alone.texts[0]  # the short prompt was left-padded in the batch
+    np.testing.assert_array_equal(batched.token_ids[1][0], alone.token_ids[0][0])
+
+
+def test_residuals_captured_while_generating_equal_a_separate_capture(tiny_model, tokenizer):
+    cfg = GenerationConfig(samples_per_prompt=2, max_new_tokens=5, min_new_tokens=5, seed=3)
+    gen = generate(tiny_model, tokenizer, TEXTS, cfg, layer=1, progress=False)
+    flat = [ids for doc in gen.token_ids for ids in doc]
+    assert len(flat) == len(TEXTS) * 2
+    for d, ids in enumerate(flat):
+        enc = {
+            "input_ids": torch.as_tensor(ids).unsqueeze(0),
+            "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+        }
+        with torch.inference_mode():
+            want = tiny_model(**enc, output_hidden_states=True).hidden_states[2][0].numpy()
+        got = gen.capture.acts[gen.capture.doc_ids == d]
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+        np.testing.assert_array_equal(gen.capture.positions[gen.capture.doc_ids == d], np.arange(len(ids)))
+        # min_new_tokens == max_new_tokens: every text runs to the end; the last token is never fed
+        assert len(ids) == len(tokenizer(TEXTS[d // 2]).input_ids) + cfg.max_new_tokens - 1
+
+
+def test_capture_matches_early_stopping_capture_of_the_documents(tokenizer):
+    from tests.conftest import tiny_llama
+
+    model = tiny_llama()
+    gen = generate(
+        model,
+        tokenizer,
+        TEXTS[:2],
+        GenerationConfig(samples_per_prompt=1, max_new_tokens=4, min_new_tokens=4),
+        layer=2,
+        progress=False,
+    )
+    texts = [tokenizer.decode(ids[0]) for ids in gen.token_ids]
+    cap = capture_residual(model, tokenizer, texts, 2, progress=False)
+    np.testing.assert_array_equal(cap.token_ids, gen.capture.token_ids)
+    np.testing.assert_allclose(cap.acts, gen.capture.acts, atol=1e-4, rtol=1e-4)
+
+
+def test_sampling_is_seeded(tiny_model, tokenizer):
+    def run(seed):
+        cfg = GenerationConfig(
+            samples_per_prompt=3, max_new_tokens=6, min_new_tokens=0, temperature=1.0, top_p=1.0, seed=seed
+        )
+        return generate(tiny_model, tokenizer, TEXTS[:2], cfg, progress=False).texts
+
+    assert run(0) == run(0)
+    assert run(0) != run(1)
+
+
+def test_sample_next_greedy_and_nucleus():
+    logits = torch.tensor([[0.0, 3.0, 1.0, -1.0], [2.0, 0.0, 0.0, 5.0]])
+    g = torch.Generator().manual_seed(0)
+    assert sample_next(logits, 0.0, 50, 1.0, g).tolist() == [1, 3]
+    # top_p small keeps only the best token; top_k=1 too
+    for _ in range(5):
+        assert sample_next(logits, 1.0, 50, 0.01, g).tolist() == [1, 3]
+        assert sample_next(logits, 5.0, 1, 1.0, g).tolist() == [1, 3]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(samples_per_prompt=0),
+        dict(top_p=0.0),
+        dict(temperature=-1.0),
+        dict(min_new_tokens=10, max_new_tokens=5),
+    ],
+)
+def test_bad_generation_config(bad, tiny_model, tokenizer):
+    with pytest.raises(ValueError):
+        generate(tiny_model, tokenizer, TEXTS[:1], GenerationConfig(**bad), progress=False)

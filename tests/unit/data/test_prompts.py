@@ -1,0 +1,52 @@
+import pytest
+
+from helpers.data.prompts import THEMES, load_prompts
+
+
+def write(tmp_path, text):
+    path = tmp_path / "prompts.csv"
+    path.write_text(text)
+    return path
+
+
+def test_committed_prompts_are_100_in_5_themes():
+    df = load_prompts()
+    assert len(df) == 100
+    assert df["theme"].value_counts().to_dict() == {t: 20 for t in THEMES}
+    words = df["prompt"].str.split().str.len()
+    assert words.between(12, 35).all()
+    assert df["prompt"].is_unique
+
+
+def test_per_theme_keeps_first_n():
+    df = load_prompts(per_theme=3)
+    assert len(df) == 15 and df["theme"].value_counts().eq(3).all()
+
+
+def test_missing_column(tmp_path):
+    with pytest.raises(ValueError, match="lacks column\\(s\\) theme"):
+        load_prompts(write(tmp_path, "id,prompt\n1,hello\n"))
+
+
+def test_empty_row(tmp_path):
+    with pytest.raises(ValueError, match=r"empty theme or prompt in row\(s\) \[3\]"):
+        load_prompts(write(tmp_path, 'id,theme,prompt\n1,A,"hi there"\n2,B,\n'))
+
+
+def test_duplicate_ids(tmp_path):
+    with pytest.raises(ValueError, match=r"repeats id\(s\) \[1\]"):
+        load_prompts(write(tmp_path, "id,theme,prompt\n1,A,x y\n1,B,z w\n"))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="git checkout"):
+        load_prompts(tmp_path / "nope.csv")
+
+
+def test_unknown_theme_is_named(tmp_path):
+    from helpers.data.prompts import load_prompts
+
+    path = tmp_path / "p.csv"
+    path.write_text("id,theme,prompt\n0,Fitness & Health,run far\n1,Sports,kick a ball\n")
+    with pytest.raises(ValueError, match=r"1 unknown theme\(s\) \['Sports'\]"):
+        load_prompts(path)

@@ -1,0 +1,166 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import config
+from helpers import files as io
+from helpers.config import GenerationConfig
+from helpers.data import pipeline
+from helpers.data import store as st
+from tests.conftest import TEXTS, tiny_llama
+
+
+@pytest.fixture
+def tmp_root(tmp_path, monkeypatch):
+    """Point every produced file of the active (full) profile at a temp folder."""
+    monkeypatch.setattr(config, "ROOT", tmp_path)
+    monkeypatch.setenv("WORKBOOK_PROFILE", "full")
+    return tmp_path
+
+
+def small_store(n=10, d=8, layer=1):
+    rng = np.random.default_rng(0)
+    return st.Store(
+        acts=rng.normal(size=(n, d)).astype(np.float32),
+        token_ids=np.arange(3, 3 + n, dtype=np.int32),
+        doc_ids=np.repeat([0, 1], [4, n - 4]).astype(np.int32),
+        positions=np.concatenate([np.arange(1, 5), np.arange(1, n - 3)]).astype(np.int32),
+        layer=layer,
+        model="tiny",
+    )
+
+
+def test_store_round_trip_follows_the_contract(tmp_path):
+    s = small_store()
+    path = st.save_store(s, tmp_path / "activations.npz", meta={"layer": 1})
+    raw = np.load(path, allow_pickle=False)
+    assert sorted(raw.files) == sorted(st.KEYS)
+    assert raw["acts"].dtype == np.float32 and raw["token_ids"].dtype == np.int32
+    assert raw["layer"].shape == () and str(raw["model"]) == "tiny"
+    back = st.load_store(path)
+    np.testing.assert_array_equal(back.acts, s.acts)
+    np.testing.assert_array_equal(back.positions, s.positions)
+    assert (back.layer, back.model) == (1, "tiny")
+
+
+def test_store_errors_say_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="02_data_generation"):
+        st.load_store(tmp_path / "none.npz")
+    path = st.save_store(small_store(d=8, layer=1), tmp_path / "a.npz")
+    model = tiny_llama()  # d_model 32
+    with pytest.raises(ValueError, match="d_model 8 but the model has 32"):
+        st.load_store(path, model=model)
+    with pytest.raises(ValueError, match="holds layer 1, not layer 2"):
+        st.load_store(path, layer=2)
+    io.save_npz(tmp_path / "b.npz", acts=np.zeros((2, 3), np.float32))
+    io.commit(tmp_path / "b.json", [tmp_path / "b.npz"])
+    with pytest.raises(ValueError, match="lacks token_ids"):
+        st.load_store(tmp_path / "b.npz")
+
+
+def test_interrupted_store_write_keeps_the_previous_store(tmp_path, monkeypatch):
+    path = st.save_store(small_store(), tmp_path / "activations.npz")
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(KeyboardInterrupt):
+        st.save_store(small_store(n=12), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["activations.json", "activations.npz"]
+
+
+def test_generations_and_store_reuse_and_regenerate(tmp_root, tokenizer, capsys):
+    model = tiny_llama()
+    prompts = pd.DataFrame({"id": [0, 1, 2], "theme": ["a", "b", "a"], "prompt": TEXTS[:3]})
+    cfg = GenerationConfig(samples_per_prompt=2, max_new_tokens=4, min_new_tokens=4)
+    docs, s = pipeline.generations_and_store(model, tokenizer, prompts, cfg, layer=1, progress=False)
+    assert "generating 6 texts" in capsys.readouterr().out
+    assert list(docs.columns) == ["doc_id", "prompt_id", "theme", "sample", "text"] and len(docs) == 6
+    assert (s.positions > 0).all() and set(s.doc_ids) == set(range(6))  # first tokens dropped
+    docs2, s2 = pipeline.generations_and_store(model, tokenizer, prompts, cfg, layer=1, progress=False)
+    out = capsys.readouterr().out
+    assert "reusing 6 generations" in out and "reusing activations.npz" in out
+    pd.testing.assert_frame_equal(docs, docs2)
+    np.testing.assert_array_equal(s.acts, s2.acts)
+    _, s3 = pipeline.generations_and_store(model, tokenizer, prompts, cfg, layer=2, progress=False)
+    out = capsys.readouterr().out
+    assert "reusing 6 generations" in out and "captured layer 2 from the saved texts" in out
+    assert s3.layer == 2 and st.load_store().layer == 2
+    pipeline.generations_and_store(
+        model,
+        tokenizer,
+        prompts,
+        GenerationConfig(samples_per_prompt=2, max_new_tokens=4, min_new_tokens=4, seed=1),
+        layer=2,
+        progress=False,
+    )
+    assert "the parameters changed" in capsys.readouterr().out
+
+
+def test_a_store_with_nan_rows_is_refused_on_save_and_load(tmp_path):
+    bad = small_store()
+    bad.acts[3, 2] = np.nan
+    with pytest.raises(ValueError, match="1 rows hold NaN or inf"):
+        st.save_store(bad, tmp_path / "a.npz")
+    # a NaN written behind the workbook's back (marker made to match) is still refused on load
+    path = st.save_store(small_store(), tmp_path / "a.npz")
+    arrays = io.load_npz(path)
+    arrays["acts"][0, 0] = np.inf
+    io.save_npz(path, **arrays)
+    io.commit(tmp_path / "a.json", [path], {"layer": 1})
+    with pytest.raises(ValueError, match="NaN or inf"):
+        st.load_store(path)
+
+
+@pytest.mark.parametrize("layer", [-31, -1, 30])
+def test_impossible_layers_are_refused(tmp_path, layer):
+    with pytest.raises(ValueError, match="layer"):
+        st.save_store(small_store(layer=layer), tmp_path / "a.npz", n_layers=30)
+    if layer < 0:
+        with pytest.raises(ValueError, match="not a block index"):
+            st.save_store(small_store(layer=layer), tmp_path / "a.npz")
+
+
+def test_load_checks_the_layer_against_the_model(tmp_path):
+    path = st.save_store(small_store(d=32, layer=7), tmp_path / "a.npz")  # saved without n_layers
+    with pytest.raises(ValueError, match="does not exist in a model of 4 blocks"):
+        st.load_store(path, model=tiny_llama())
+
+
+def test_a_split_pair_is_never_reused(tmp_path):
+    """kill -9 between the .npz and its marker: the new .npz with the old marker is refused, not reused."""
+    path = st.save_store(small_store(), tmp_path / "activations.npz", meta={"generations": "old"})
+    marker = (tmp_path / "activations.json").read_bytes()
+    st.save_store(small_store(n=12), path, meta={"generations": "new"})
+    (tmp_path / "activations.json").write_bytes(marker)  # as if killed before the marker was replaced
+    with pytest.raises(ValueError, match="does not match its marker"):
+        st.load_store(path)
+    assert st.store_meta(path) == {}
+    (tmp_path / "activations.json").unlink()
+    with pytest.raises(ValueError, match="does not match its marker"):
+        st.load_store(path)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garbage"])
+def test_unreadable_npz_is_one_line(tmp_path, damage):
+    path = st.save_store(small_store(), tmp_path / "a.npz")
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "empty": b"", "garbage": b"x" * len(data)}[damage])
+    with pytest.raises(ValueError) as err:
+        st.load_store(path)
+    assert "\n" not in str(err.value) and "a.npz" in str(err.value) and "notebook 02" in str(err.value)
+    # without a marker in the way, the reader itself still names the file in one line
+    with pytest.raises(ValueError, match="a.npz is unreadable"):
+        io.load_npz(path)
+
+
+def test_store_key_covers_every_row(tmp_path):
+    a = small_store(n=200)
+    path = st.save_store(a, tmp_path / "a.npz")
+    key = st.store_key(path)
+    a.acts[150, 0] += 1.0  # a row far past the first 64 (the old key hashed rows 0-63 only)
+    st.save_store(a, path)
+    assert st.store_key(path) != key

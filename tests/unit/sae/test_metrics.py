@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+
+from helpers.config import SAEConfig
+from helpers.sae.evals import ce_loss_recovered, ce_scores
+from helpers.sae.metrics import firing_rates, fvu, l0, sae_metrics
+from helpers.sae.model import make_sae
+from tests.conftest import TEXTS, tiny_llama
+
+
+def test_fvu_by_hand():
+    x = np.array([[1.0, 0.0], [3.0, 2.0]])  # mean (2, 1); Σ||x - mean||² = 2 + 2 = 4
+    assert fvu(x, x) == 0.0
+    assert fvu(x, np.tile(x.mean(0), (2, 1))) == pytest.approx(1.0)  # the mean explains nothing
+    x_hat = np.array([[1.0, 1.0], [3.0, 2.0]])  # error 1
+    assert fvu(x, x_hat) == pytest.approx(0.25)
+    assert fvu(x, np.zeros_like(x)) == pytest.approx(14 / 4)  # about the mean, not about zero
+
+
+def test_l0_and_firing_rates_by_hand():
+    f = np.array([[0.0, 1.0, 2.0, 0.0], [0.0, 0.5, 0.0, 0.0], [0.0, 3.0, 0.0, 0.0]])
+    assert l0(f).tolist() == [2, 1, 1]
+    np.testing.assert_allclose(firing_rates(f), [0, 1, 1 / 3, 0])
+
+
+def test_sae_metrics_dead_and_dense():
+    sae = make_sae(SAEConfig(architecture="l1", d_in=2, expansion=2))
+    with torch.no_grad():  # latent 0 reads +x0, latent 1 never fires, latents 2, 3 read -x0 / x1
+        sae.W_enc.copy_(torch.tensor([[1.0, 0.0, -1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]))
+        sae.b_enc.copy_(torch.tensor([0.0, -1.0, 0.0, 0.0]))
+    x = np.array([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0], [0.0, 0.0]], np.float32)
+    m = sae_metrics(sae, x, dense_threshold=0.3)
+    assert m["l0"] == pytest.approx(0.75)
+    assert m["dead_fraction"] == pytest.approx(0.5)  # latents 1 and 3
+    assert m["dense_fraction"] == pytest.approx(0.25)  # latent 0 fires on half the tokens
+
+
+def test_ce_loss_recovered_by_hand():
+    assert ce_loss_recovered(2.0, 2.0, 6.0) == 1.0
+    assert ce_loss_recovered(2.0, 6.0, 6.0) == 0.0
+    assert ce_loss_recovered(2.0, 3.0, 6.0) == pytest.approx(0.75)
+
+
+def test_ce_scores_identity_patch_is_clean_and_hook_is_removed(tokenizer):
+    model = tiny_llama()
+    enc = tokenizer(TEXTS[:2], return_tensors="pt", padding=True)
+    before = model(**enc).logits
+    res = ce_scores(
+        model, tokenizer, TEXTS, 1, {"same": lambda h: h, "zero": lambda h: torch.zeros_like(h)}
+    ).table()
+    assert res["same"]["ce"] == pytest.approx(res["clean"]["ce"], rel=1e-5)
+    assert res["same"]["kl"] == pytest.approx(0.0, abs=1e-5)
+    assert res["zero"]["kl"] > 1e-4
+    torch.testing.assert_close(model(**enc).logits, before)
+
+
+def test_fanout_ce_equals_separate_passes(tiny_model, tokenizer):
+    patches = {"zero": lambda h: torch.zeros_like(h), "half": lambda h: 0.5 * h}
+    a = ce_scores(tiny_model, tokenizer, TEXTS, 1, patches, fanout=True)
+    b = ce_scores(tiny_model, tokenizer, TEXTS, 1, patches, fanout=False, batch_size=3)
+    np.testing.assert_array_equal(a.n_tokens, b.n_tokens)
+    np.testing.assert_allclose(a.nll, b.nll, rtol=1e-4)  # per text, in the same (input) order
+    a, b = a.table(), b.table()
+    for k in ("clean", "zero", "half"):
+        assert a[k]["ce"] == pytest.approx(b[k]["ce"], rel=1e-4)
+        assert a[k]["kl"] == pytest.approx(b[k]["kl"], rel=1e-3, abs=1e-5)

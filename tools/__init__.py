@@ -1,0 +1,1 @@
+"""Instructor and maintenance tools (student version, grading). Not imported by the notebooks."""
