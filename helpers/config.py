@@ -16,6 +16,7 @@ default is written twice.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -88,6 +89,10 @@ class SAEConfig:
     def validate(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
+        for name in ("d_in", "expansion", "k", "aux_k", "dead_tokens", "batch_size", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise ValueError(f"{name} = {v!r} must be a whole number (an int)")
         if self.d_in < 1 or self.expansion < 1:
             raise ValueError("d_in and expansion must be >= 1")
         if self.architecture == "topk" and not 1 <= self.k <= self.d_sae:

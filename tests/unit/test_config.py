@@ -80,3 +80,15 @@ def test_notebook_parameters_come_from_the_profile():
             want = prof.generation if nb.startswith("02") else prof.topk
             for var, field in keys.items():
                 assert env[var] == getattr(want, field), (nb, prof.name, var)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("k", 2.5), ("k", "32"), ("expansion", 8.0), ("batch_size", None)]
+)
+def test_sae_config_wants_whole_numbers(field, value):
+    from dataclasses import replace
+
+    with pytest.raises(
+        ValueError, match=f"{field} = .* must be a whole number"
+    ):  # k = 2.5 was a raw TypeError
+        replace(config.FULL.topk, **{field: value}).validate()

@@ -50,3 +50,14 @@ def test_unknown_theme_is_named(tmp_path):
     path.write_text("id,theme,prompt\n0,Fitness & Health,run far\n1,Sports,kick a ball\n")
     with pytest.raises(ValueError, match=r"1 unknown theme\(s\) \['Sports'\]"):
         load_prompts(path)
+
+
+def test_an_overlong_prompt_is_refused_in_one_line(tmp_path):
+    from helpers.data.prompts import load_prompts
+
+    p = tmp_path / "prompts.csv"
+    long = " ".join(["word"] * 5000)
+    p.write_text(f'id,theme,prompt\n1,Fitness & Health,"short one"\n2,Fitness & Health,"{long}"\n')
+    with pytest.raises(ValueError, match="row 3 has a prompt of 5,000 words") as err:
+        load_prompts(p)
+    assert "\n" not in str(err.value)

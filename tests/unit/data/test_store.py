@@ -164,3 +164,43 @@ def test_store_key_covers_every_row(tmp_path):
     a.acts[150, 0] += 1.0  # a row far past the first 64 (the old key hashed rows 0-63 only)
     st.save_store(a, path)
     assert st.store_key(path) != key
+
+
+@pytest.mark.parametrize("profile", ["full", "ci"])
+def test_a_downstream_notebook_alone_rebuilds_scan_and_store(
+    tmp_path, monkeypatch, tokenizer, capsys, profile
+):
+    """Notebook 03 (or 04-06) run alone: no layer_scan.json, no store. ensure_store scans the layers and
+    builds the store at the profile's size (the ci profile once raised on min_new_tokens 32 > max 24, and a
+    missing layer_scan.json stopped every downstream notebook)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from helpers.config import active_profile
+    from helpers.data.prompts import THEMES
+    from tests.conftest import VOCAB
+
+    monkeypatch.setattr(config, "ROOT", tmp_path)
+    monkeypatch.setenv("WORKBOOK_PROFILE", profile)
+    (tmp_path / "data").mkdir()
+    rows = [f'{i},{t},"{TEXTS[i % len(TEXTS)]}"' for i, t in enumerate(t for t in THEMES for _ in range(3))]
+    (tmp_path / "data" / "prompts.csv").write_text("id,theme,prompt\n" + "\n".join(rows) + "\n")
+    cfg = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=0,
+    )
+    model = LlamaForCausalLM(cfg).eval()
+    tokenizer.eos_token = "<eos>"
+    store = pipeline.ensure_store(model, tokenizer)
+    out = capsys.readouterr().out
+    assert "layer_scan.json is missing: scanning" in out and "activations.npz is missing: rebuilding" in out
+    assert config.paths().layer_scan.is_file() and len(store) > 0
+    gen = active_profile().generation
+    n_docs = 15 * gen.samples_per_prompt
+    assert len(np.unique(store.doc_ids)) == n_docs
+    assert st.load_store().layer == store.layer  # saved, with its marker

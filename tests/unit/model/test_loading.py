@@ -1,6 +1,7 @@
 import importlib.util
 
 import pytest
+import torch
 
 from helpers.model import loading as models
 from helpers.model.blocks import get_blocks, validate_layer
@@ -55,3 +56,51 @@ def test_local_folder_model_loads_and_gets_pad_token(tmp_path):
     assert ltok.pad_token == ltok.eos_token
     assert not loaded.training
     assert len(get_blocks(loaded)) == 4
+
+
+@pytest.mark.parametrize("damage", ["random", "zeros", "truncate", "delete", "marker"])
+def test_a_damaged_model_cache_is_rebuilt_saying_so(tmp_path, monkeypatch, capsys, damage):
+    """Random bytes or zeros written over the cache once loaded and predicted <|endoftext|>; a truncated
+    one raised a raw SafetensorError; a deleted file gave a misleading line. Each is now rebuilt."""
+    import numpy as np
+
+    from tests.conftest import make_tokenizer
+
+    folder = tmp_path / models.BUNDLED_MODEL
+    big = tiny_llama()
+    big.model.embed_tokens.weight.data = torch.randn(
+        20_000, 32
+    )  # a weights file > 3 MiB, sampled not read whole
+    big.config.vocab_size = 20_000
+    models._write_cache(big, make_tokenizer(), folder)
+    assert models._cache_problem(folder) is None
+    w = folder / "model.safetensors"
+    size = w.stat().st_size
+    if damage in ("random", "zeros"):
+        fill = np.random.default_rng(0).bytes(size) if damage == "random" else bytes(size)
+        with open(w, "r+b") as f:  # overwritten in place: same size, same mtime order
+            f.write(fill)
+    elif damage == "truncate":
+        w.write_bytes(w.read_bytes()[: size // 2])
+    elif damage == "delete":
+        w.unlink()
+    else:
+        (folder / models.MARKER).write_text("{not json")
+    assert models._cache_problem(folder) is not None
+    rebuilt = []
+    monkeypatch.setattr(models, "_rebuild_cache", lambda f, why: rebuilt.append(why))
+    try:  # the stubbed rebuild leaves the damage in place, so the load itself may fail after it
+        load_model(cache_dir=tmp_path, device="cpu")
+    except Exception:  # noqa: BLE001
+        pass
+    assert rebuilt and ("changed" in rebuilt[0] or "missing" in rebuilt[0] or "incomplete" in rebuilt[0])
+
+
+def test_an_intact_cache_is_not_rebuilt(tmp_path, monkeypatch):
+    from tests.conftest import make_tokenizer
+
+    folder = tmp_path / models.BUNDLED_MODEL
+    models._write_cache(tiny_llama(), make_tokenizer(), folder)
+    monkeypatch.setattr(models, "_rebuild_cache", lambda f, why: pytest.fail(f"rebuilt: {why}"))
+    model, _ = load_model(cache_dir=tmp_path, device="cpu")
+    assert len(get_blocks(model)) == 4

@@ -179,3 +179,86 @@ def test_topk_sparse_backward_matches_dense_autograd(n_dead):
     torch.testing.assert_close(loss, want_loss)
     for k, g in got.items():
         torch.testing.assert_close(g, ref[k].grad, msg=f"gradient of {k}")
+
+
+def _saved(tmp_path, arch="topk"):
+    sae = make_sae(cfg(arch))
+    save_sae(sae, tmp_path, sae_lens_cfg(sae, "tiny", 3))
+    return sae
+
+
+def _rewrite_weights(tmp_path, change):
+    from safetensors.torch import load_file, save_file
+
+    w = load_file(str(tmp_path / "sae_weights.safetensors"))
+    change(w)
+    save_file(w, str(tmp_path / "sae_weights.safetensors"))
+    from helpers.files import commit
+
+    commit(tmp_path / "workbook_sae.json", [tmp_path / "sae_weights.safetensors", tmp_path / "cfg.json"])
+
+
+def test_sae_missing_a_tensor_or_holding_nan_is_refused(tmp_path):
+    _saved(tmp_path)
+    _rewrite_weights(tmp_path, lambda w: w.pop("b_dec"))
+    with pytest.raises(ValueError, match=r"missing \['b_dec'\]"):
+        load_sae(tmp_path)
+    _saved(tmp_path)
+    _rewrite_weights(tmp_path, lambda w: w["W_enc"].__setitem__((0, 0), float("nan")))
+    with pytest.raises(ValueError, match="W_enc holds NaN"):
+        load_sae(tmp_path)
+
+
+def test_a_sae_lens_standard_cfg_loads_as_relu_not_topk(tmp_path):
+    """A SAELens cfg.json with no workbook section once loaded as TopK k = 32 whatever it said."""
+    import json
+
+    sae = _saved(tmp_path, "l1")
+    meta = json.loads((tmp_path / "cfg.json").read_text())
+    meta.pop("workbook")
+    (tmp_path / "cfg.json").write_text(json.dumps(meta))
+    back, _ = load_sae(tmp_path)
+    assert back.cfg.architecture == "l1" and not isinstance(back, TopKSAE)
+    x = torch.randn(20, D)
+    with torch.no_grad():
+        assert torch.equal(back.encode(x), sae.encode(x))
+    for arch in ("jumprelu", "gated", None):
+        (tmp_path / "cfg.json").write_text(json.dumps({**meta, "architecture": arch}))
+        with pytest.raises(ValueError, match="is not one this workbook runs"):
+            load_sae(tmp_path)
+
+
+def test_a_sae_whose_pair_does_not_match_is_refused(tmp_path):
+    import json
+
+    _saved(tmp_path)
+    meta = json.loads((tmp_path / "cfg.json").read_text())
+    meta["workbook"]["k"] = 8  # cfg.json from another save, weights kept: the marker no longer matches
+    (tmp_path / "cfg.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="does not match its marker"):
+        load_sae(tmp_path)
+
+
+def test_truncated_weights_are_one_line(tmp_path):
+    _saved(tmp_path)
+    w = tmp_path / "sae_weights.safetensors"
+    w.write_bytes(w.read_bytes()[:200])
+    from helpers.files import commit
+
+    commit(tmp_path / "workbook_sae.json", [w, tmp_path / "cfg.json"])
+    with pytest.raises(ValueError, match="sae_weights.safetensors in .* is unreadable"):
+        load_sae(tmp_path)
+
+
+def test_train_or_load_retrains_an_interrupted_run(tmp_path):
+    from helpers.sae.train import train_or_load
+
+    c, x = cfg("topk", epochs=0.5), sparse_data()
+    _, _, reused = train_or_load(c, x, "data", tmp_path, progress=False)
+    assert not reused
+    _, _, reused = train_or_load(c, x, "data", tmp_path, progress=False)
+    assert reused
+    run = next(tmp_path.iterdir())
+    (run / "workbook_sae.json").unlink()  # killed before the marker
+    _, _, reused = train_or_load(c, x, "data", tmp_path, progress=False)
+    assert not reused
