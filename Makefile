@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NB ?= $(NOTEBOOKS)
 
-.PHONY: help install run test unit nbval invert student grade bench bench-saelens lint format lab clean-ci
+.PHONY: help install corpus run test unit nbval invert student grade bench bench-saelens lint format lab clean-ci
 .DEFAULT_GOAL := help
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make test   unit tests + nbval over the notebooks in the ci profile"
 	@echo "make lab    open the workbook in JupyterLab"
 	@echo "make run NB=notebooks/01_layer_scan.ipynb   execute one notebook"
+	@echo "make corpus    regenerate the SAE's training corpus data/corpus.csv.gz (committed; ~15 min)"
 	@echo "make student   write student/NN_*.ipynb: solutions stubbed, outputs cleared"
 	@echo "make grade [SUBMISSIONS=dir]   run the graded checks headless; table + grades.csv"
 	@echo "make bench     speed against the budgets (bench/results.json); make bench-saelens adds SAELens"
@@ -55,6 +56,10 @@ invert: install
 	WORKBOOK_PROFILE=ci $(PY) -m pytest -q tests/notebooks
 
 test: lint unit nbval invert
+
+# the SAE's training corpus (committed text): generated once with the workbook's own seeded sampler, ~15 min
+corpus: install
+	$(PY) -m tools.corpus
 
 student: install
 	$(PY) -m tools.assignment --out student

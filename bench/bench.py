@@ -45,8 +45,9 @@ from helpers.data.store import load_store
 from helpers.files import save_json, write_atomic
 from helpers.model.blocks import get_blocks
 from helpers.model.capture import capture_residual, length_sorted_batches
+from helpers.model.flops import matmul_rate
 from helpers.model.loading import load_model
-from helpers.sae.train import matmul_rate, train_flops_per_token, train_sae
+from helpers.sae.train import train_flops_per_token, train_sae
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from saelens_runner import saelens_available, train_saelens  # noqa: E402
@@ -218,7 +219,6 @@ def bench_sae(
     with_saelens: bool,
 ) -> list[dict]:
     d_in = x_train.shape[1]
-    epochs = steps * batch / len(x_train)
 
     def ours(arch: str, lam: float, variant: str | None = None) -> dict:
         cfg = SAEConfig(
@@ -229,7 +229,7 @@ def bench_sae(
             l1_coefficient=lam,
             lr=lrs[arch],
             batch_size=batch,
-            epochs=epochs,
+            steps=steps,
             seed=0,
         )
         log(f"  ours {variant or arch}: {steps} steps ...")
@@ -526,9 +526,9 @@ def main(argv: list[str] | None = None) -> int:
         "lr": topk.lr,
         "l1_lr": l1.lr,
         "batch_size": topk.batch_size,
-        "epochs": topk.epochs,
+        "steps": topk.steps,
     }
-    steps = args.steps or math.ceil(nb["epochs"] * len(x_train) / nb["batch_size"])
+    steps = args.steps or nb["steps"]
     version = saelens_available()
     res["saelens"] = version
     res["saelens_note"] = (

@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT: Path = Path(__file__).resolve().parents[1]
 PROFILE_ENV = "WORKBOOK_PROFILE"
+OUTPUT_ENV = "WORKBOOK_OUTPUT"  # where data/ and figures/ go instead of the profile's default
 PROFILES = ("full", "ci")
 
 
@@ -75,7 +76,7 @@ class SAEConfig:
     dead_tokens: int = 2048
     lr: float = 3e-3
     batch_size: int = 1024
-    epochs: float = 6.0
+    steps: int = 500  # optimiser steps of batch_size tokens (sized to the corpus, not counted in epochs)
     warmup_frac: float = 0.05  # l1: λ rises linearly over the first 5% of steps
     decay_frac: float = 0.2  # learning rate falls linearly to 0 over the last 20%
     grad_clip: float = 1.0
@@ -89,7 +90,7 @@ class SAEConfig:
     def validate(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
-        for name in ("d_in", "expansion", "k", "aux_k", "dead_tokens", "batch_size", "seed"):
+        for name in ("d_in", "expansion", "k", "aux_k", "dead_tokens", "batch_size", "steps", "seed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral):
                 raise ValueError(f"{name} = {v!r} must be a whole number (an int)")
@@ -103,8 +104,8 @@ class SAEConfig:
             raise ValueError(f"the L1 coefficient λ must be a finite number >= 0, got {self.l1_coefficient}")
         if self.b_dec_init not in ("mean", "zeros"):
             raise ValueError(f"b_dec_init must be 'mean' or 'zeros', got {self.b_dec_init!r}")
-        if not (self.lr > 0 and self.epochs > 0 and self.batch_size >= 1):
-            raise ValueError("lr and epochs must be > 0 and batch_size >= 1")
+        if not (self.lr > 0 and self.steps >= 1 and self.batch_size >= 1):
+            raise ValueError("lr must be > 0, steps and batch_size >= 1")
 
     def name(self) -> str:
         knob = f"k{self.k}" if self.architecture == "topk" else f"l1_{self.l1_coefficient:g}"
@@ -121,24 +122,33 @@ class Profile:
     # 02 data generation
     gen_prompts_per_theme: int
     generation: GenerationConfig
-    # 03 SAE training: the main TopK and L1 runs (d_in is set from the store), the sweep's epochs,
+    # 03 SAE training: the main TopK and L1 runs (d_in is set from the store), the sweep's steps,
     # the held-out share of each theme's prompts, texts for the CE evaluation, the bad-run budget
     topk: SAEConfig
     l1: SAEConfig
+    # the SAE's training corpus: the committed text of `make corpus` (generated with CORPUS_GENERATION from
+    # data/corpus_prompts.csv); a profile captures its first corpus_docs documents (None: all), and holds
+    # out corpus_eval_frac of each topic's prompts
+    corpus_docs: int | None = None
+    corpus_eval_frac: float = 0.05
+    corpus_slice: int = 32  # notebook 02 generates the corpus's first corpus_slice prompts live
     sweep_k: tuple[int, ...] = (16, 64)
-    sweep_l1: tuple[float, ...] = (2.0,)
-    sweep_epochs: float = 1.5
+    sweep_l1: tuple[float, ...] = (2.0,)  # λ beside l1.l1_coefficient (see notebook 03, §7)
+    sweep_steps: int = 150
     eval_frac: float = 0.2
-    ce_docs: int = 12
+    ce_docs: int = 80  # every held-out analysis text (>= 50, for the bootstrap intervals)
     bad_run_tokens: int = 8192
     # 06 steering: new tokens per steered text
     steer_new_tokens: int = 20
     seed: int = 0
 
 
+# what `make corpus` generates (one sample per seed prompt: a new prompt buys more variety than a new sample)
+CORPUS_GENERATION = GenerationConfig(samples_per_prompt=1, max_new_tokens=112, min_new_tokens=96, seed=1)
+
 # notebook 03's runs: TopK (OpenAI 2024) at lr 3e-3, L1 (Anthropic April 2024) at lr 1e-3, batches of 1,024
 _TOPK = SAEConfig()  # the dataclass defaults are the TopK run's
-_L1 = SAEConfig(architecture="l1", lr=1e-3, epochs=2.5)
+_L1 = SAEConfig(architecture="l1", lr=1e-3, steps=150)  # L1 runs train for the comparison budget
 
 FULL = Profile(
     name="full",
@@ -153,9 +163,11 @@ CI = Profile(
     scan_prompts_per_theme=6,
     gen_prompts_per_theme=4,
     generation=GenerationConfig(samples_per_prompt=1, max_new_tokens=24, min_new_tokens=12),
-    topk=replace(_TOPK, epochs=2.0),
-    l1=replace(_L1, epochs=2.0),
-    sweep_epochs=1.0,
+    corpus_docs=48,
+    corpus_slice=4,
+    topk=replace(_TOPK, steps=40),
+    l1=replace(_L1, steps=20),
+    sweep_steps=20,
     ce_docs=4,
     bad_run_tokens=512,
     steer_new_tokens=8,
@@ -180,7 +192,9 @@ class Paths:
     """Where a profile reads its committed inputs and writes what it produces."""
 
     root: Path
-    prompts: Path  # committed input, shared by every profile
+    prompts: Path  # committed input, shared by every profile: the analysis set's 100 themed prompts
+    corpus_prompts: Path  # committed: the training corpus's seed prompts
+    corpus: Path  # committed: the training corpus's text (make corpus), shared by every profile
     data: Path  # produced data (activations, generations, SAE)
     figures: Path
     model_cache: Path
@@ -198,6 +212,10 @@ class Paths:
         return self.data / "activations.npz"
 
     @property
+    def corpus_store(self) -> Path:
+        return self.data / "corpus_activations.npz"
+
+    @property
     def sae_dir(self) -> Path:
         return self.data / "sae"
 
@@ -208,9 +226,13 @@ def paths(profile: str | None = None) -> Paths:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; use one of {', '.join(PROFILES)}")
     out = ROOT if name == "full" else ROOT / ".ci_out"
+    if os.environ.get(OUTPUT_ENV):  # a private output folder (e.g. one per graded student)
+        out = Path(os.environ[OUTPUT_ENV]).expanduser().resolve()
     p = Paths(
         root=ROOT,
         prompts=ROOT / "data" / "prompts.csv",
+        corpus_prompts=ROOT / "data" / "corpus_prompts.csv",
+        corpus=ROOT / "data" / "corpus.csv.gz",
         data=out / "data",
         figures=out / "figures",
         model_cache=Path(os.environ.get("WORKBOOK_MODEL_CACHE", ROOT / ".cache" / "models")),

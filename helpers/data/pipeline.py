@@ -14,10 +14,19 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from helpers.config import GenerationConfig, active_profile, paths
+from helpers.data.corpus import corpus_meta, load_corpus
 from helpers.data.generation import generate, generation_params, generations_frame
 from helpers.data.layer_scan import load_chosen_layer, recommend_layer, save_scan, scan_layers
 from helpers.data.prompts import load_prompts
-from helpers.data.store import Store, build_store, from_capture, load_store, save_store, store_meta
+from helpers.data.store import (
+    Store,
+    build_store,
+    drop_repeated_prompts,
+    from_capture,
+    load_store,
+    save_store,
+    store_meta,
+)
 from helpers.files import commit, params_key, save_csv, verify
 from helpers.model.blocks import n_layers, validate_layer
 from helpers.model.capture import capture_all_layers
@@ -48,7 +57,7 @@ def generations_and_store(
     gen_path = p.generations
     params = generation_params(model, prompts, cfg)
     key = params_key(params)
-    store_params = {"generations": key, "layer": int(layer), "drop_first": drop_first}
+    store_params = {"generations": key, "layer": int(layer), "drop_first": drop_first, "dedup": True}
     docs = load_generations(key)
     if docs is not None:
         print(
@@ -83,13 +92,27 @@ def generations_and_store(
         t0 = time.perf_counter()
         gen = generate(model, tokenizer, prompts["prompt"].tolist(), cfg, layer=layer, progress=progress)
         seconds = time.perf_counter() - t0
-        docs = generations_frame(prompts, gen.documents)
+        docs = with_prompt_tokens(generations_frame(prompts, gen.documents), prompts, tokenizer, cfg)
         save_generations(docs, {"key": key, "params": params, "seconds": round(seconds, 1)})
         store = from_capture(gen.capture, layer, model_name(model), drop_first)
         print(f"generated {len(docs)} texts in {seconds:.1f} s -> {gen_path.name}")
+    n_all = len(store)
+    store = drop_repeated_prompts(store, docs)
     save_store(store, meta=store_params, n_layers=n_layers(model))
-    print(f"saved {p.activations.name}: {len(store):,} tokens x {store.d_model} (float32), layer {layer}")
+    print(
+        f"saved {p.activations.name}: {len(store):,} tokens x {store.d_model} (float32), layer {layer} "
+        f"({n_all - len(store):,} repeated prompt tokens of later samples left out)"
+    )
     return docs, store
+
+
+def with_prompt_tokens(
+    docs: pd.DataFrame, prompts: pd.DataFrame, tokenizer: PreTrainedTokenizerBase, cfg: GenerationConfig
+) -> pd.DataFrame:
+    """``docs`` with a ``prompt_tokens`` column: how many tokens of each document are its prompt's."""
+    enc = tokenizer(prompts["prompt"].tolist(), add_special_tokens=not cfg.chat_template)["input_ids"]
+    n = dict(zip(prompts["id"].astype(int), map(len, enc), strict=True))
+    return docs.assign(prompt_tokens=docs["prompt_id"].map(n).astype(int))
 
 
 def save_generations(docs: pd.DataFrame, meta: dict) -> None:
@@ -105,7 +128,8 @@ def load_generations(key: str | None = None) -> pd.DataFrame | None:
     meta = verify(path.with_suffix(".json"))
     if meta is None or (key is not None and meta.get("key") != key):
         return None
-    return pd.read_csv(path, keep_default_na=False)
+    docs = pd.read_csv(path, keep_default_na=False)
+    return docs if "prompt_tokens" in docs.columns else None  # written before prompts were de-duplicated
 
 
 def ensure_chosen_layer(
@@ -154,3 +178,54 @@ def ensure_store(model: nn.Module | None = None, tokenizer: PreTrainedTokenizerB
     layer = ensure_chosen_layer(model, tokenizer)
     prompts = load_prompts(per_theme=prof.gen_prompts_per_theme)
     return generations_and_store(model, tokenizer, prompts, prof.generation, layer)[1]
+
+
+def corpus_store(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    layer: int,
+    n_docs: int | None = None,
+    *,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, Store]:
+    """The training corpus's documents (its first ``n_docs``, or all) and their residual stream at
+    ``layer`` (``corpus_activations.npz``, float16 on disk), captured from the committed text with
+    the early-stopping capture (blocks 0..layer only). Reused when the corpus, ``n_docs`` and the
+    layer are unchanged, saying so; first tokens (the attention sink) left out as in the store."""
+    layer = validate_layer(model, layer)
+    docs = load_corpus(n_docs)
+    path = paths().corpus_store
+    want = {
+        "corpus": corpus_meta()["files"][paths().corpus.name]["sha256"][:16],
+        "n_docs": len(docs),
+        "layer": layer,
+        "drop_first": True,
+    }
+    meta = store_meta(path)
+    if meta and all(meta.get(k) == v for k, v in want.items()):
+        try:
+            store = load_store(path, model=model, layer=layer)
+        except ValueError as err:
+            print(f"not reusing {path.name}: {err}")
+        else:
+            print(
+                f"reusing {path.name}: {len(store):,} tokens of {len(docs):,} corpus documents at layer "
+                f"{layer}"
+            )
+            return docs, store
+    t0 = time.perf_counter()
+    store = build_store(model, tokenizer, docs, layer, batch_size=batch_size, progress=progress)
+    seconds = time.perf_counter() - t0
+    save_store(
+        store,
+        path,
+        meta={**want, "capture_seconds": round(seconds, 1)},
+        n_layers=n_layers(model),
+        dtype="float16",
+    )
+    print(
+        f"captured layer {layer} of {len(docs):,} corpus documents: {len(store):,} tokens in {seconds:.1f} s "
+        f"({len(store) / seconds:,.0f} tokens/s) -> {path.name} (float16)"
+    )
+    return docs, store

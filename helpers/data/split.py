@@ -28,3 +28,13 @@ def split_by_prompt(
     eval_docs = docs.loc[docs["prompt_id"].isin(eval_prompts), "doc_id"].to_numpy()
     ev = np.isin(store.doc_ids, eval_docs)
     return ~ev, ev
+
+
+def subset_by_document(doc_ids: np.ndarray, frac: float, seed: int = 0) -> np.ndarray:
+    """Boolean mask over rows keeping ``frac`` of the documents (whole documents, drawn with
+    ``seed``): a smaller training set of distinct text for the data-scaling runs."""
+    if not 0 < frac <= 1:
+        raise ValueError(f"frac must lie in (0, 1], got {frac}")
+    ids = np.unique(doc_ids)
+    keep = np.random.default_rng(seed).permutation(ids)[: max(1, int(round(frac * len(ids))))]
+    return np.isin(doc_ids, keep)

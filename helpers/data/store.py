@@ -93,7 +93,11 @@ def _validate(store: Store, where: str, n_layers: int | None = None) -> None:
 
 
 def save_store(
-    store: Store, path: str | Path | None = None, meta: dict | None = None, n_layers: int | None = None
+    store: Store,
+    path: str | Path | None = None,
+    meta: dict | None = None,
+    n_layers: int | None = None,
+    dtype: str = "float32",
 ) -> Path:
     """Write the store: the ``.npz`` (atomically), then its ``.json`` marker, which records what it
     was built from (``meta``) and the ``.npz``'s size and SHA-256, and so commits the pair: a
@@ -102,14 +106,16 @@ def save_store(
     _validate(store, "refusing to save the store", n_layers)
     save_npz(
         path,
-        acts=np.ascontiguousarray(store.acts, dtype=np.float32),
+        acts=np.ascontiguousarray(store.acts, dtype=np.dtype(dtype)),  # float16 halves a big store on disk
         token_ids=store.token_ids.astype(np.int32),
         doc_ids=store.doc_ids.astype(np.int32),
         positions=store.positions.astype(np.int32),
         layer=np.int32(store.layer),
         model=np.str_(store.model),
     )
-    info = {"n_tokens": len(store), "layer": int(store.layer), "model": store.model}
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"store dtype {dtype!r}: use float32 or float16")
+    info = {"n_tokens": len(store), "layer": int(store.layer), "model": store.model, "dtype": dtype}
     if n_layers is not None:
         info["n_layers"] = int(n_layers)
     commit(_marker(path), [path], {**info, **(meta or {})})
@@ -203,6 +209,28 @@ def from_capture(cap: Capture, layer: int, model_name: str, drop_first: bool) ->
         layer=int(layer),
         model=model_name,
     )
+
+
+def keep_rows(store: Store, keep: np.ndarray) -> Store:
+    """The store restricted to the rows where ``keep`` is True."""
+    return Store(
+        acts=np.ascontiguousarray(store.acts[keep]),
+        token_ids=store.token_ids[keep],
+        doc_ids=store.doc_ids[keep],
+        positions=store.positions[keep],
+        layer=store.layer,
+        model=store.model,
+    )
+
+
+def drop_repeated_prompts(store: Store, docs: pd.DataFrame) -> Store:
+    """Keep each prompt's tokens once: the samples of a prompt share its tokens and so their residual
+    vectors, which the store would otherwise hold once per sample. Rows of sample 0 stay whole; later
+    samples keep only their continuation (``position >= prompt_tokens``, a column of ``docs``)."""
+    by_doc = docs.set_index("doc_id")
+    sample = by_doc["sample"].reindex(store.doc_ids).to_numpy()
+    n_prompt = by_doc["prompt_tokens"].reindex(store.doc_ids).to_numpy()
+    return keep_rows(store, (sample == 0) | (store.positions >= n_prompt))
 
 
 def tokens_per_doc(store: Store) -> pd.Series:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from helpers.exercises.common import CheckFailed, call, close, passed
+from helpers.sae.bad_runs import DIAGNOSES, BadRuns, answer_hash
 
 
 def _l1_case(seed: int):
@@ -64,25 +65,27 @@ def check_l1_loss(fn: Callable) -> None:
     passed("l1_loss", "matches the reference on 2 cases")
 
 
-DIAGNOSES = ("lambda too low", "learning rate too high", "width 1x")
-
-
-def check_diagnosis(answer: dict[str, str], truth: dict[str, str]) -> None:
-    """Exercise: name the mistake behind each mis-set run (labels -> one of ``DIAGNOSES``)."""
-    if not isinstance(answer, dict) or set(answer) != set(truth):
-        raise CheckFailed(f"answer with a dict over the runs {sorted(truth)}, e.g. {{'A': 'width 1x', ...}}")
+def check_diagnosis(answer: dict[str, str], runs: BadRuns) -> None:
+    """Exercise: name the mistake behind each mis-set run (labels -> one of ``DIAGNOSES``). The
+    answer is compared with salted hashes: the notebook never holds it in a readable variable."""
+    labels = sorted(runs.key)
+    if not isinstance(answer, dict) or set(answer) != set(labels):
+        raise CheckFailed(f"answer with a dict over the runs {labels}, e.g. {{'A': 'width 1x', ...}}")
     bad = [v for v in answer.values() if v not in DIAGNOSES]
     if bad:
         raise CheckFailed(f"{bad} are not diagnoses; use one of {list(DIAGNOSES)}")
-    wrong = sorted(k for k in truth if answer[k] != truth[k])
+    wrong = [k for k in labels if answer_hash(runs.salt, k, answer[k]) != runs.key[k]]
     if wrong:
         tips = {
             "lambda too low": "λ too low shows as a huge L0 and many dense latents: nothing pushes "
             "activations to zero",
-            "learning rate too high": "a learning rate too high kills latents (many dead) and leaves the "
-            "reconstruction poor",
-            "width 1x": "width 1x has few latents (d_sae = d_in): almost none dead, but each token needs "
-            "many of them",
+            "learning rate too high": "a learning rate too high kills latents: nearly all dead, L0 near 0, "
+            "FVU about 1",
+            "width 1x": "width 1x has only d_in latents: an L0 between the other two runs', many dead "
+            "latents and a poor reconstruction",
         }
-        raise CheckFailed(f"run(s) {', '.join(wrong)} misread; " + tips[truth[wrong[0]]])
-    passed("diagnosis", f"all {len(truth)} runs diagnosed")
+        k = wrong[0]
+        raise CheckFailed(
+            f"run(s) {', '.join(wrong)} misread; run {k} is not {answer[k]!r}: " + tips[answer[k]]
+        )
+    passed("diagnosis", f"all {len(labels)} runs diagnosed")

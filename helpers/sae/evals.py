@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from helpers.model.blocks import validate_layer
 from helpers.model.hooks import edit_block
+from helpers.stats import Interval, bootstrap
 
 Patch = Callable[[torch.Tensor], torch.Tensor] | None  # [n, d] -> [n, d]; None = clean
 
@@ -164,9 +165,39 @@ def ce_scores(
     )
 
 
-def ce_loss_recovered(ce_clean: float, ce_sae: float, ce_zero: float) -> float:
-    """(CE_zero - CE_sae) / (CE_zero - CE_clean): 1 = the SAE loses nothing, 0 = as bad as zeroing."""
-    return float((ce_zero - ce_sae) / (ce_zero - ce_clean))
+def ce_recovered_interval(
+    scores: CEScores, patch: str, baseline: str, n_boot: int = 2000, seed: int = 0
+) -> Interval:
+    """CE loss recovered by ``patch`` against ``baseline`` ("zero" or "mean" ablation) with a
+    bootstrap 95% interval over the texts (each resample re-sums CE over the drawn texts)."""
+    j = {name: scores.names.index(name) for name in ("clean", patch, baseline)}
+
+    def stat(idx: np.ndarray) -> float:
+        nll = scores.nll[idx].sum(0) / scores.n_tokens[idx].sum()
+        return ce_loss_recovered(nll[j["clean"]], nll[j[patch]], nll[j[baseline]])
+
+    return bootstrap(stat, len(scores.n_tokens), n_boot=n_boot, seed=seed)
+
+
+def ce_recovered_difference(
+    scores: CEScores, a: str, b: str, baseline: str, n_boot: int = 2000, seed: int = 0
+) -> Interval:
+    """CE loss recovered by patch ``a`` minus that of ``b`` (same texts, paired), with a bootstrap
+    95% interval over the texts: "a beats b" only when the interval excludes 0."""
+    j = {name: scores.names.index(name) for name in ("clean", a, b, baseline)}
+
+    def stat(idx: np.ndarray) -> float:
+        nll = scores.nll[idx].sum(0) / scores.n_tokens[idx].sum()
+        rec = {x: ce_loss_recovered(nll[j["clean"]], nll[j[x]], nll[j[baseline]]) for x in (a, b)}
+        return rec[a] - rec[b]
+
+    return bootstrap(stat, len(scores.n_tokens), n_boot=n_boot, seed=seed)
+
+
+def ce_loss_recovered(ce_clean: float, ce_sae: float, ce_ablated: float) -> float:
+    """(CE_ablated - CE_sae) / (CE_ablated - CE_clean): 1 = the SAE loses nothing, 0 = as bad as the
+    ablation (replacing the whole residual stream at the layer by zeros, or by its mean)."""
+    return float((ce_ablated - ce_sae) / (ce_ablated - ce_clean))
 
 
 def sae_patch(sae) -> Patch:

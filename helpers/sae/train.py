@@ -30,7 +30,11 @@ class TrainLog:
     mse: list[float] = field(default_factory=list)
     sparsity: list[float] = field(default_factory=list)  # λ-weighted L1 term, or the AuxK term
     l0: list[float] = field(default_factory=list)
-    seconds: float = 0.0
+    # held-out FVU at a few points (train_sae's eval_acts): the memorisation gap as it opens
+    eval_tokens: list[int] = field(default_factory=list)
+    eval_fvu: list[float] = field(default_factory=list)
+    train_fvu: list[float] = field(default_factory=list)  # on as many training rows, same points
+    seconds: float = 0.0  # training only: the held-out checks are not counted
 
     def as_arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in asdict(self).items() if isinstance(v, list)}
@@ -143,6 +147,16 @@ def _topk_step(
     return mse + aux_coef * aux, mse, aux_coef * aux, (idx, vals)
 
 
+@torch.no_grad()
+def _fvu_scaled(sae: BaseSAE, W_enc: torch.Tensor, xs: torch.Tensor) -> float:
+    """FVU of scaled inputs ``xs`` mid-training (``W_enc`` may be the trained copy, not ``sae.W_enc``)."""
+    pre = xs @ W_enc + sae.b_enc
+    if sae.apply_b_dec_to_input:
+        pre = pre - sae.b_dec @ W_enc
+    xhat = sae.activate(pre) @ sae.W_dec + sae.b_dec
+    return float((xs - xhat).pow(2).sum() / (xs - xs.mean(0)).pow(2).sum())
+
+
 def _adam(params, lr: float) -> torch.optim.Adam:
     """Adam with PyTorch's fused kernel where it exists (CPU and CUDA in torch >= 2.4): ~10x faster
     than the per-tensor update on CPU, which otherwise costs as much as a third of a TopK step."""
@@ -161,8 +175,12 @@ def train_sae(
     log_every: int = 5,
     progress: bool = True,
     desc: str | None = None,
+    eval_acts: np.ndarray | None = None,
+    eval_points: int = 6,
 ) -> tuple[BaseSAE, TrainLog]:
-    """Train an SAE on ``acts`` [n_tokens, d_in] (float32) and return it (scale folded) + its log."""
+    """Train an SAE on ``acts`` [n_tokens, d_in] (float32) and return it (scale folded) + its log.
+    With ``eval_acts`` (held-out rows), FVU on them and on as many training rows is logged at
+    ``eval_points`` evenly spaced steps (their time is not counted in ``log.seconds``)."""
     cfg.validate()
     validate_acts(acts, cfg.d_in)
     torch.manual_seed(cfg.seed)
@@ -184,12 +202,24 @@ def train_sae(
     opt = _adam(params, cfg.lr)
     n, B = len(x_all), min(cfg.batch_size, len(x_all))
     pre_buf = torch.empty(B, cfg.d_sae, device=device) if is_topk else None
-    steps = max(1, math.ceil(cfg.epochs * n / B))
+    steps = cfg.steps
     warm, decay = max(1, int(cfg.warmup_frac * steps)), max(1, int(cfg.decay_frac * steps))
     gen = torch.Generator().manual_seed(cfg.seed)
     since_fired = torch.zeros(cfg.d_sae, dtype=torch.long, device=device)
     log = TrainLog()
     perm, cursor = torch.randperm(n, generator=gen), 0
+    checks = (
+        set(np.linspace(0, steps - 1, eval_points).round().astype(int).tolist())
+        if eval_acts is not None
+        else set()
+    )
+    if checks:
+        m = min(len(eval_acts), 4096)
+        x_ev = torch.as_tensor(eval_acts[:m], dtype=torch.float32).to(device) * c
+        x_tr = (
+            x_all[torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + 1))[:m].to(device)] * c
+        )
+    eval_seconds = 0.0
     t0 = time.perf_counter()
     for step in tqdm(range(steps), desc=desc or cfg.name(), disable=not progress, mininterval=1.0):
         if cursor + B > n:
@@ -216,6 +246,13 @@ def train_sae(
         if is_topk:
             with torch.no_grad():
                 sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8))
+        if step in checks:
+            t_ev = time.perf_counter()
+            W = W_enc_t.T if is_topk else sae.W_enc
+            log.eval_tokens.append((step + 1) * B)
+            log.eval_fvu.append(_fvu_scaled(sae, W, x_ev))
+            log.train_fvu.append(_fvu_scaled(sae, W, x_tr))
+            eval_seconds += time.perf_counter() - t_ev
         if step % log_every == 0 or step == steps - 1:
             d = cfg.d_in  # log per-dimension values, comparable across scales
             log.step.append(step)
@@ -225,7 +262,7 @@ def train_sae(
             active = vals > 0 if is_topk else f > 0
             log.sparsity.append(float(sparsity.detach()) / d)
             log.l0.append(float(active.sum(-1).float().mean()))
-    log.seconds = time.perf_counter() - t0
+    log.seconds = time.perf_counter() - t0 - eval_seconds
     if is_topk:
         with torch.no_grad():
             sae.W_enc.copy_(W_enc_t.T)
@@ -249,21 +286,6 @@ def train_flops_per_token(cfg: SAEConfig) -> float:
     return dd + 4 * 2 * cfg.k * cfg.d_in
 
 
-def matmul_rate(n: int = 2048, repeats: int = 5, device: str | torch.device = "cpu") -> float:
-    """This machine's float32 matrix-multiply rate in FLOP/s (best of ``repeats``)."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        if a.is_cuda:
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
-
-
 def train_or_load(
     cfg: SAEConfig,
     acts: np.ndarray,
@@ -273,6 +295,7 @@ def train_or_load(
     progress: bool = True,
     desc: str | None = None,
     device: str | torch.device = "cpu",
+    eval_acts: np.ndarray | None = None,
 ) -> tuple[BaseSAE, TrainLog, bool]:
     """Train, or reuse the SAE saved in ``folder/<name>-<hash>/`` by an earlier run with the same
     config and data (``data_key``). Returns ``(sae, log, reused)``. Weights, config and log are
@@ -284,7 +307,7 @@ def train_or_load(
         saved = load_json(run_dir / "log.json")
         log = TrainLog(**{k: v for k, v in saved.items() if k in TrainLog.__dataclass_fields__})
         return sae.to(device), log, True
-    sae, log = train_sae(cfg, acts, progress=progress, desc=desc, device=device)
+    sae, log = train_sae(cfg, acts, progress=progress, desc=desc, device=device, eval_acts=eval_acts)
     log_json = {**{k: v.tolist() for k, v in log.as_arrays().items()}, "seconds": log.seconds}
     save_sae(
         sae, run_dir, {"workbook": {**asdict(cfg), "data_key": data_key}}, extra_files={"log.json": log_json}

@@ -70,7 +70,7 @@ def test_notebook_parameters_come_from_the_profile():
 
     for nb, keys in {
         "02_data_generation": {"MAX_NEW_TOKENS": "max_new_tokens", "TEMPERATURE": "temperature"},
-        "03_sae_training": {"LR": "lr", "BATCH_SIZE": "batch_size", "K": "k", "EPOCHS": "epochs"},
+        "03_sae_training": {"LR": "lr", "BATCH_SIZE": "batch_size", "K": "k", "STEPS": "steps"},
     }.items():
         cells = json.loads((config.ROOT / "notebooks" / f"{nb}.ipynb").read_text())["cells"]
         src = "".join(next(c for c in cells if "parameters" in c["metadata"].get("tags", []))["source"])

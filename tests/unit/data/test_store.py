@@ -78,8 +78,17 @@ def test_generations_and_store_reuse_and_regenerate(tmp_root, tokenizer, capsys)
     cfg = GenerationConfig(samples_per_prompt=2, max_new_tokens=4, min_new_tokens=4)
     docs, s = pipeline.generations_and_store(model, tokenizer, prompts, cfg, layer=1, progress=False)
     assert "generating 6 texts" in capsys.readouterr().out
-    assert list(docs.columns) == ["doc_id", "prompt_id", "theme", "sample", "text"] and len(docs) == 6
+    assert list(docs.columns) == ["doc_id", "prompt_id", "theme", "sample", "text", "prompt_tokens"]
+    assert len(docs) == 6
     assert (s.positions > 0).all() and set(s.doc_ids) == set(range(6))  # first tokens dropped
+    # each prompt's tokens once: sample 1 keeps only its continuation (the sample-0 copy has the prompt)
+    n_prompt = docs.set_index("doc_id")["prompt_tokens"]
+    for d in (1, 3, 5):
+        assert (s.positions[s.doc_ids == d] >= n_prompt[d]).all()
+    for d in (0, 2, 4):
+        assert (s.positions[s.doc_ids == d] < n_prompt[d]).sum() == n_prompt[d] - 1  # all but the first token
+    rows = {tuple(np.round(r, 5)) for r in s.acts}
+    assert len(rows) == len(s)  # no residual vector stored twice
     docs2, s2 = pipeline.generations_and_store(model, tokenizer, prompts, cfg, layer=1, progress=False)
     out = capsys.readouterr().out
     assert "reusing 6 generations" in out and "reusing activations.npz" in out

@@ -116,16 +116,28 @@ def test_check_l1_loss_hints():
         check_l1_loss(dim_mean)
 
 
-def test_check_diagnosis():
+def test_check_diagnosis_against_hashes_only():
+    import pandas as pd
+
     from helpers.exercises.common import CheckFailed
     from helpers.exercises.sae_training import check_diagnosis
+    from helpers.sae.bad_runs import BadRuns, answer_hash
 
     truth = {"A": "width 1x", "B": "lambda too low", "C": "learning rate too high"}
-    check_diagnosis(dict(truth), truth)
-    with pytest.raises(CheckFailed, match="misread"):
-        check_diagnosis({"A": "lambda too low", "B": "width 1x", "C": "learning rate too high"}, truth)
+    runs = BadRuns(
+        table=pd.DataFrame(),
+        latents={},
+        salt="s4lt",
+        key={k: answer_hash("s4lt", k, v) for k, v in truth.items()},
+    )
+    assert not any(v in str(runs.key) for v in truth.values())  # the answer is not readable from the runs
+    check_diagnosis(dict(truth), runs)
+    with pytest.raises(CheckFailed, match="run A is not 'lambda too low'"):
+        check_diagnosis({"A": "lambda too low", "B": "width 1x", "C": "learning rate too high"}, runs)
     with pytest.raises(CheckFailed, match="not diagnoses"):
-        check_diagnosis({"A": "bad", "B": "lambda too low", "C": "width 1x"}, truth)
+        check_diagnosis({"A": "bad", "B": "lambda too low", "C": "width 1x"}, runs)
+    with pytest.raises(CheckFailed, match="not diagnoses"):
+        check_diagnosis(runs.key, runs)  # passing the key back is not an answer
 
 
 def test_check_select_top_and_logit_weights():

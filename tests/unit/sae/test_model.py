@@ -29,7 +29,7 @@ def cfg(arch="topk", **kw):
         l1_coefficient=1.0,
         aux_k=8,
         batch_size=128,
-        epochs=3.0,
+        steps=48,  # 3 passes over 2,048 tokens
         lr=3e-3,
         dead_tokens=512,
     )
@@ -76,7 +76,7 @@ def test_training_learns_and_is_seeded(arch):
 def test_save_load_round_trip_in_sae_lens_layout(tmp_path):
     from safetensors.torch import load_file
 
-    sae, _ = train_sae(cfg("topk", epochs=1.0), sparse_data(), progress=False)
+    sae, _ = train_sae(cfg("topk", steps=16), sparse_data(), progress=False)
     save_sae(sae, tmp_path, sae_lens_cfg(sae, "tiny", 3))
     w = load_file(str(tmp_path / "sae_weights.safetensors"))
     assert {k: tuple(v.shape) for k, v in w.items()} == {
@@ -126,7 +126,7 @@ def test_bad_activations():
 
 def test_train_or_load_reuses_and_survives_an_interrupted_run(tmp_path):
     x = sparse_data(n=512)
-    c = cfg(epochs=1.0)
+    c = cfg(steps=16)
     sae, _, reused = train_or_load(c, x, "data-a", tmp_path, progress=False)
     assert not reused
     again, log, reused = train_or_load(c, x, "data-a", tmp_path, progress=False)
@@ -253,7 +253,7 @@ def test_truncated_weights_are_one_line(tmp_path):
 def test_train_or_load_retrains_an_interrupted_run(tmp_path):
     from helpers.sae.train import train_or_load
 
-    c, x = cfg("topk", epochs=0.5), sparse_data()
+    c, x = cfg("topk", steps=8), sparse_data()
     _, _, reused = train_or_load(c, x, "data", tmp_path, progress=False)
     assert not reused
     _, _, reused = train_or_load(c, x, "data", tmp_path, progress=False)

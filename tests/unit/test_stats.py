@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from helpers.stats import bootstrap, mean_interval
+
+
+def test_mean_interval_covers_the_truth_and_narrows_with_n():
+    rng = np.random.default_rng(0)
+    small = mean_interval(rng.normal(1.0, 1.0, 30), seed=1)
+    big = mean_interval(rng.normal(1.0, 1.0, 3000), seed=1)
+    assert small.low < 1.0 < small.high and big.low < 1.0 < big.high
+    assert (big.high - big.low) < (small.high - small.low) / 5
+    assert small.n == 30 and small.excludes(0.0)
+
+
+def test_constant_data_gives_a_point_interval_and_bad_input_is_refused():
+    iv = mean_interval(np.full(10, 2.5))
+    assert iv.low == iv.high == iv.value == 2.5
+    with pytest.raises(ValueError, match="at least 2 units"):
+        bootstrap(lambda i: 0.0, 1)
+
+
+def test_ce_recovered_interval_resamples_whole_texts():
+    from helpers.sae.evals import CEScores, ce_recovered_interval
+
+    n = 60
+    rng = np.random.default_rng(0)
+    toks = rng.integers(20, 80, n)
+    clean = 2.0 * toks
+    sae = clean + 0.2 * toks * rng.uniform(0.5, 1.5, n)
+    zero = 10.0 * toks
+    s = CEScores(
+        names=["clean", "sae", "zero"],
+        nll=np.stack([clean, sae, zero], 1),
+        kl=np.zeros((n, 3)),
+        n_tokens=toks,
+    )
+    iv = ce_recovered_interval(s, "sae", "zero", n_boot=500)
+    assert iv.value == pytest.approx((10 - sae.sum() / toks.sum()) / 8)
+    assert iv.low < iv.value < iv.high < 1.0 and iv.n == n
