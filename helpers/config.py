@@ -199,6 +199,15 @@ class Paths:
     figures: Path
     model_cache: Path
 
+    def show(self, path: Path) -> str:
+        """``path`` for printing: relative to the repository when inside it (``WORKBOOK_OUTPUT`` may
+        put outputs elsewhere: then the last two parts)."""
+        path = Path(path)
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(Path(*path.parts[-2:]))
+
     @property
     def layer_scan(self) -> Path:
         return self.data / "layer_scan.json"

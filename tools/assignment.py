@@ -10,7 +10,8 @@ nbgrader can use the notebooks directly, while the workbook itself never imports
 
 ``python -m tools.assignment [--out student]`` writes the student versions (what
 ``make student`` runs): each solution replaced by ``# YOUR CODE HERE`` /
-``raise NotImplementedError()`` as nbgrader does, outputs and execution counts cleared.
+``raise NotImplementedError()`` as nbgrader does, outputs and execution counts cleared, and the
+executed run's metadata dropped (saved widget state with its images, per-cell execution timings).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ NB_VERSION = 4
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUDENT_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 EXERCISE_TAG, GRADED_TAG, CHECK_OUTPUT_TAG = "exercise", "graded", "nbval-check-output"
+# metadata of an executed run, not of the assignment: ~100 KB of widget state (with images) per notebook
+RUN_METADATA = ("widgets",)  # notebook level
+RUN_CELL_METADATA = ("execution", "widgets", "collapsed", "scrolled")  # cell level
 _SOLUTION_BLOCK = re.compile(
     rf"^([ \t]*){re.escape(BEGIN)}[^\n]*\n.*?^[ \t]*{re.escape(END)}[^\n]*$", re.M | re.S
 )
@@ -155,9 +159,9 @@ def strip_solution(source: str) -> str:
 
 
 def student_cell(cell: NotebookNode) -> NotebookNode:
-    """A copy of ``cell`` as a student receives it (solution stubbed, outputs cleared)."""
+    """A copy of ``cell`` as a student receives it (solution stubbed, outputs and run metadata cleared)."""
     copy = nbformat.from_dict(dict(cell))
-    copy.metadata = nbformat.from_dict(dict(cell.metadata))
+    copy.metadata = nbformat.from_dict({k: v for k, v in cell.metadata.items() if k not in RUN_CELL_METADATA})
     if copy.cell_type == "code":
         copy.source = strip_solution(copy.source)
         copy.outputs = []
@@ -166,8 +170,10 @@ def student_cell(cell: NotebookNode) -> NotebookNode:
 
 
 def student_version(nb: NotebookNode) -> NotebookNode:
-    """The student notebook: every solution stubbed, every output and execution count cleared."""
+    """The student notebook: every solution stubbed, every output, execution count and run metadata
+    (saved widget state, execution timings) cleared."""
     out = nbformat.from_dict(dict(nb))
+    out.metadata = nbformat.from_dict({k: v for k, v in nb.metadata.items() if k not in RUN_METADATA})
     out.cells = [student_cell(c) for c in nb.cells]
     return out
 

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+from transformers.cache_utils import DynamicLayer
 
 from helpers.config import GenerationConfig
 from helpers.files import params_key
@@ -47,6 +48,22 @@ class Generated:
     capture: Capture | None
 
 
+def _top_k(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``top_k`` best logits of each row (float, sorted, descending) and their token ids."""
+    return torch.topk(logits.float(), min(top_k, logits.shape[-1]), dim=-1)
+
+
+def _sample_top(
+    vals: torch.Tensor, idx: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Sample one of each row's top-k tokens (``vals`` sorted, descending), cut to top-p."""
+    probs = torch.softmax(vals / temperature, dim=-1)
+    before = probs.cumsum(-1) - probs  # mass of the better tokens
+    probs = probs.masked_fill(before >= top_p, 0.0)  # the top token always stays
+    choice = torch.multinomial(probs, 1, generator=generator)
+    return idx.gather(-1, choice).squeeze(-1)
+
+
 def sample_next(
     logits: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator
 ) -> torch.Tensor:
@@ -54,12 +71,7 @@ def sample_next(
     smallest set whose probability reaches ``top_p`` (nucleus sampling)."""
     if temperature == 0:
         return logits.argmax(-1)
-    vals, idx = torch.topk(logits.float(), min(top_k, logits.shape[-1]), dim=-1)  # sorted, descending
-    probs = torch.softmax(vals / temperature, dim=-1)
-    before = probs.cumsum(-1) - probs  # mass of the better tokens
-    probs = probs.masked_fill(before >= top_p, 0.0)  # the top token always stays
-    choice = torch.multinomial(probs, 1, generator=generator)
-    return idx.gather(-1, choice).squeeze(-1)
+    return _sample_top(*_top_k(logits, top_k), temperature, top_p, generator)
 
 
 def _model_input(tokenizer, prompt: str, chat: bool) -> str:
@@ -70,12 +82,71 @@ def _model_input(tokenizer, prompt: str, chat: bool) -> str:
     )
 
 
+# Rows (prompts x samples) decoded together. One decoding step multiplies a [rows, 576] matrix by
+# every weight matrix; with few rows those products run far below the machine's matmul rate (on
+# 2 cores: ~50% of it at 64 rows, ~75% at 256). Consecutive batches of ``prompts_per_batch``
+# prompts are therefore decoded together, each still sampled from its own generator.
+ROWS_PER_STEP = 256
+# drop finished rows from the batch once this fraction of it has finished (a copy of the cache)
+_COMPACT_AT = 1 / 8
+
+
+class _GrowingLayer(DynamicLayer):
+    """A KV-cache layer written into buffers with room for the tokens still to come, so that a
+    decoding step writes one column instead of copying the whole cache (``torch.cat``)."""
+
+    def reserve(self, extra: int) -> None:
+        n = self.keys.shape[-2]
+        self._k = self.keys.new_empty(*self.keys.shape[:-2], n + extra, self.keys.shape[-1])
+        self._v = self.values.new_empty(*self.values.shape[:-2], n + extra, self.values.shape[-1])
+        self._k[..., :n, :] = self.keys
+        self._v[..., :n, :] = self.values
+        self._n = n
+        self._views()
+
+    def _views(self) -> None:
+        self.keys, self.values = self._k[..., : self._n, :], self._v[..., : self._n, :]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        n = key_states.shape[-2]
+        if self._n + n > self._k.shape[-2]:
+            self.reserve(max(n, self._n))  # never needed by _decode, kept for safety
+        self._k[..., self._n : self._n + n, :] = key_states
+        self._v[..., self._n : self._n + n, :] = value_states
+        self._n += n
+        self._views()
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._k, self._v = self._k[indices], self._v[indices]
+        self._views()
+
+
+def _preallocate(cache, extra: int) -> None:
+    """Give a plain ``DynamicCache``'s layers room for ``extra`` more tokens (other caches: as is)."""
+    layers = getattr(cache, "layers", None)
+    if not layers or any(type(layer) is not DynamicLayer or not layer.is_initialized for layer in layers):
+        return
+    for layer in layers:
+        layer.__class__ = _GrowingLayer
+        layer.reserve(extra)
+
+
 @torch.inference_mode()
-def _generate_batch(model, tokenizer, texts: list[str], cfg: GenerationConfig, generator, layer: int | None):
-    """Generate ``cfg.samples_per_prompt`` continuations of each text; return, per row
-    (prompt-major), the continuation ids, the fed token ids and the captured residual rows."""
+def _generate_batch(
+    model, tokenizer, chunks: list[list[str]], cfg: GenerationConfig, generators: list, layer: int | None
+):
+    """Generate ``cfg.samples_per_prompt`` continuations of each text of each chunk (a batch of
+    the config, sampled from its own generator); return, per row (chunk-major, then
+    prompt-major), the continuation ids, the fed token ids and the captured residual rows.
+
+    The chunks are decoded together but each is sampled exactly as if decoded alone: its top-k
+    candidates are drawn with its generator, over all its rows, at every step until all its rows
+    have ended. Finished rows are fed masked padding, and dropped from the batch in bulk."""
     device = next(model.parameters()).device
     S = cfg.samples_per_prompt
+    texts = [t for c in chunks for t in c]
+    bounds = np.cumsum([0] + [len(c) * S for c in chunks])
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not cfg.chat_template)
     mask = enc["attention_mask"].to(device)
     ids = enc["input_ids"].to(device)
@@ -83,11 +154,12 @@ def _generate_batch(model, tokenizer, texts: list[str], cfg: GenerationConfig, g
     use_pos = accepts(model, "position_ids")
     extra = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
     got: list[torch.Tensor] = []
-    record = (
-        edit_block(model, layer, lambda h: got.append(h.float().cpu()))
-        if layer is not None
-        else nullcontext()
-    )
+    record = edit_block(model, layer, lambda h: got.append(h)) if layer is not None else nullcontext()
+    B = len(texts) * S
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    greedy = cfg.temperature == 0
+    k = cfg.top_k
     with record:
         out = model(
             input_ids=ids,
@@ -96,66 +168,99 @@ def _generate_batch(model, tokenizer, texts: list[str], cfg: GenerationConfig, g
             **({"position_ids": pos} if use_pos else {}),
             **extra,
         )
+        prompt_valid = mask.bool().cpu()
+        prompt_ids = ids.cpu()
+        prompt_res = got[0].float().cpu() if layer is not None else None
         # the prompt ran once; repeat it (cache, logits, mask, positions) for each sample
         cache = out.past_key_values
         if S > 1:
             cache.batch_repeat_interleave(S)
+        if cfg.max_new_tokens > 1:
+            _preallocate(cache, cfg.max_new_tokens - 1)
         logits = out.logits[:, -1].repeat_interleave(S, 0)
-        mask = mask.repeat_interleave(S, 0)
+        L0 = mask.shape[1]
+        mask_buf = torch.zeros(B, L0 + cfg.max_new_tokens, dtype=mask.dtype, device=device)
+        mask_buf[:, :L0] = mask.repeat_interleave(S, 0)
         pos = pos[:, -1:].repeat_interleave(S, 0)
-        B = len(texts) * S
-        prompt_valid = mask.bool().cpu()
-        prompt_ids = ids.repeat_interleave(S, 0).cpu()
-        prompt_res = got[0].repeat_interleave(S, 0) if layer is not None else None
-        eos = tokenizer.eos_token_id
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-        done = torch.zeros(B, dtype=torch.bool, device=device)
-        new_ids, fed_valid, step_res = [], [], []
+        rows = torch.arange(B, device=device)  # the rows in the batch (they shrink as rows end)
+        done = torch.zeros(B, dtype=torch.bool, device=device)  # over all B rows
+        live = [True] * len(chunks)  # chunks still sampling
+        if not greedy:  # the top-k of every row (rows out of the batch keep stale, unused ones)
+            vals_all = torch.zeros(B, min(k, logits.shape[-1]), device=device)
+            idx_all = torch.zeros(B, min(k, logits.shape[-1]), dtype=torch.long, device=device)
+        new_ids, fed_rows, fed_res = [], [], []
         for step in range(cfg.max_new_tokens):
             if step < cfg.min_new_tokens:
                 logits = logits.clone()
                 logits[:, eos] = float("-inf")
-            nxt = sample_next(logits, cfg.temperature, cfg.top_k, cfg.top_p, generator)
+            nxt = torch.full((B,), pad, dtype=torch.long, device=device)
+            if greedy:
+                nxt[rows] = logits.argmax(-1)
+            else:
+                vals_all[rows], idx_all[rows] = _top_k(logits, k)
+                for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+                    if live[c]:
+                        nxt[a:b] = _sample_top(
+                            vals_all[a:b], idx_all[a:b], cfg.temperature, cfg.top_p, generators[c]
+                        )
             nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
             new_ids.append(nxt.cpu())
             if step == cfg.max_new_tokens - 1:
                 break
             alive = ~done
             done = done | (nxt == eos)
-            if bool(done.all()):
+            live = [
+                live[c] and not bool(done[a:b].all())
+                for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+            ]
+            if not any(live):
                 break
+            n_done = int(done[rows].sum())
+            if n_done >= max(1, len(rows) * _COMPACT_AT):
+                keep = (~done[rows]).nonzero().squeeze(1)
+                rows, pos, mask_buf = rows[keep], pos[keep], mask_buf[keep]
+                cache.batch_select_indices(keep)
             # feed the sampled token: rows already finished before this step are masked out
-            mask = torch.cat([mask, alive.long().unsqueeze(1)], dim=1)
+            L = L0 + step
+            mask_buf[:, L] = alive[rows].to(mask_buf.dtype)
             pos = pos + 1
             got.clear()
+            tok = nxt[rows]
             out = model(
-                input_ids=nxt.unsqueeze(1),
-                attention_mask=mask,
+                input_ids=tok.unsqueeze(1),
+                attention_mask=mask_buf[:, : L + 1],
                 past_key_values=cache,
                 use_cache=True,
                 **({"position_ids": pos} if use_pos else {}),
                 **extra,
             )
             cache, logits = out.past_key_values, out.logits[:, -1]
-            fed_valid.append((alive & (nxt != eos)).cpu())
+            valid = alive[rows] & (tok != eos)
+            fed_rows.append(rows[valid].cpu())
             if layer is not None:
-                step_res.append(got[0][:, 0])
+                fed_res.append(got[0][:, 0][valid].float().cpu())
     new = torch.stack(new_ids, 1)  # [B, n_steps]
-    rows = []
+    fed_rows_all = torch.cat(fed_rows) if fed_rows else torch.zeros(0, dtype=torch.long)
+    order = torch.sort(fed_rows_all, stable=True).indices  # by row, then step
+    n_fed = torch.bincount(fed_rows_all, minlength=B).tolist()
+    starts = np.concatenate([[0], np.cumsum(n_fed)])
+    step_res = torch.cat(fed_res)[order] if layer is not None and fed_res else None
+    out_rows = []
     for b in range(B):
-        p_ids = prompt_ids[b][prompt_valid[b]]
-        n_fed = sum(int(v[b]) for v in fed_valid)  # fed continuation tokens (not eos, not after it)
+        p = b // S
+        p_ids = prompt_ids[p][prompt_valid[p]]
         cont = new[b]
         stop = (cont == eos).nonzero()
         cont = cont[: int(stop[0]) if len(stop) else len(cont)]
-        fed = torch.cat([p_ids, cont[:n_fed]])
+        fed = torch.cat([p_ids, cont[: n_fed[b]]])
         res = None
         if layer is not None:
-            parts = [prompt_res[b][prompt_valid[b]]]
-            parts += [step_res[t][b : b + 1] for t in range(len(step_res)) if fed_valid[t][b]]
+            parts = [prompt_res[p][prompt_valid[p]]]
+            if step_res is not None:
+                parts.append(step_res[starts[b] : starts[b + 1]])
             res = torch.cat(parts).numpy()
-        rows.append((cont.numpy(), fed.numpy(), res, torch.cat([p_ids, cont]).numpy()))
-    return rows
+        out_rows.append((cont.numpy(), fed.numpy(), res, torch.cat([p_ids, cont]).numpy()))
+    return out_rows
 
 
 def generate(
@@ -166,8 +271,10 @@ def generate(
     layer: int | None = None,
     progress: bool = True,
 ) -> Generated:
-    """Sample ``cfg.samples_per_prompt`` continuations of every prompt (seeded per batch, so the
-    same parameters give the same texts), capturing the residual stream after block ``layer``."""
+    """Sample ``cfg.samples_per_prompt`` continuations of every prompt (seeded per batch of
+    ``cfg.prompts_per_batch`` prompts, so the same parameters give the same texts), capturing
+    the residual stream after block ``layer``. Consecutive batches are decoded together, up to
+    :data:`ROWS_PER_STEP` rows, each sampled from its own generator."""
     cfg.validate()
     if layer is not None:
         layer = validate_layer(model, layer)
@@ -182,23 +289,27 @@ def generate(
     parts = []
     try:
         n_batches = -(-len(prompts) // P)
-        for b in tqdm(range(n_batches), desc="generating", disable=not progress):
-            chunk = prompts[b * P : (b + 1) * P]
-            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + b)
+        per_group = max(1, ROWS_PER_STEP // (P * S))  # batches decoded together
+        bar = tqdm(total=n_batches, desc="generating", disable=not progress)
+        for g0 in range(0, n_batches, per_group):
+            group = range(g0, min(g0 + per_group, n_batches))
+            chunks = [prompts[b * P : (b + 1) * P] for b in group]
+            gens = [torch.Generator().manual_seed(cfg.seed * 100_003 + b) for b in group]
             rows = _generate_batch(
                 model,
                 tokenizer,
-                [_model_input(tokenizer, p, cfg.chat_template) for p in chunk],
+                [[_model_input(tokenizer, p, cfg.chat_template) for p in c] for c in chunks],
                 cfg,
-                gen,
+                gens,
                 layer,
             )
-            for i in range(len(chunk)):
+            flat = [p for c in chunks for p in c]
+            for i, prompt in enumerate(flat):
                 texts.append(
                     [tokenizer.decode(rows[i * S + s][0], skip_special_tokens=True) for s in range(S)]
                 )
                 if cfg.chat_template:
-                    documents.append([chunk[i] + "\n" + t for t in texts[-1]])
+                    documents.append([prompt + "\n" + t for t in texts[-1]])
                 else:
                     documents.append(
                         [tokenizer.decode(rows[i * S + s][3], skip_special_tokens=True) for s in range(S)]
@@ -206,6 +317,8 @@ def generate(
                 token_ids.append([rows[i * S + s][1] for s in range(S)])
                 if layer is not None:
                     parts.extend(rows[i * S + s][2] for s in range(S))
+            bar.update(len(group))
+        bar.close()
     finally:
         tokenizer.padding_side = old_side
     capture = None

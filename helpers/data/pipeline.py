@@ -186,7 +186,7 @@ def corpus_store(
     layer: int,
     n_docs: int | None = None,
     *,
-    batch_size: int = 32,
+    batch_size: int = 16,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, Store]:
     """The training corpus's documents (its first ``n_docs``, or all) and their residual stream at

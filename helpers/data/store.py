@@ -233,6 +233,13 @@ def drop_repeated_prompts(store: Store, docs: pd.DataFrame) -> Store:
     return keep_rows(store, (sample == 0) | (store.positions >= n_prompt))
 
 
+def continuation_rows(store: Store, docs: pd.DataFrame) -> np.ndarray:
+    """Mask of the rows that are a document's own continuation (``position >= prompt_tokens``): the
+    samples of a prompt share its tokens, so pooling over them would make the copies look alike."""
+    n_prompt = docs.set_index("doc_id")["prompt_tokens"].reindex(store.doc_ids).to_numpy()
+    return store.positions >= n_prompt
+
+
 def tokens_per_doc(store: Store) -> pd.Series:
     """Number of stored tokens of each document, indexed by doc id."""
     return pd.Series(store.doc_ids).value_counts().sort_index().rename("tokens")

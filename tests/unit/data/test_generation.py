@@ -88,3 +88,58 @@ def test_sample_next_greedy_and_nucleus():
 def test_bad_generation_config(bad, tiny_model, tokenizer):
     with pytest.raises(ValueError):
         generate(tiny_model, tokenizer, TEXTS[:1], GenerationConfig(**bad), progress=False)
+
+
+def _sampled(model, tokenizer, monkeypatch, rows_per_step, compact_at, layer=None, **kw):
+    import helpers.data.generation as generation
+
+    monkeypatch.setattr(generation, "ROWS_PER_STEP", rows_per_step)
+    monkeypatch.setattr(generation, "_COMPACT_AT", compact_at)
+    cfg = GenerationConfig(
+        **{
+            **dict(
+                samples_per_prompt=2,
+                max_new_tokens=12,
+                min_new_tokens=0,
+                temperature=1.0,
+                top_p=0.9,
+                prompts_per_batch=2,
+                seed=5,
+            ),
+            **kw,
+        }
+    )
+    prompts = TEXTS + ["solar heat", "rain"]
+    return generate(model, tokenizer, prompts, cfg, layer=layer, progress=False)
+
+
+def test_batches_decoded_together_sample_as_if_alone(tiny_model, tokenizer, monkeypatch):
+    # each batch of prompts_per_batch prompts keeps its own seed and its own random stream, whether it is
+    # decoded alone (1 row per step allowed) or with the others; finished rows leave the batch or stay
+    alone = _sampled(tiny_model, tokenizer, monkeypatch, rows_per_step=1, compact_at=2.0)
+    together = _sampled(tiny_model, tokenizer, monkeypatch, rows_per_step=1000, compact_at=0.0)
+    assert together.texts == alone.texts
+    for a, b in zip(together.token_ids, alone.token_ids, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+    # some texts ended before max_new_tokens, so rows did leave the batch
+    assert any(
+        len(ids) < len(tokenizer(p).input_ids) + 11
+        for p, doc in zip(TEXTS, together.token_ids, strict=False)
+        for ids in doc
+    )
+
+
+def test_capture_with_rows_ending_early_equals_a_forward_pass(tiny_model, tokenizer, monkeypatch):
+    gen = _sampled(tiny_model, tokenizer, monkeypatch, rows_per_step=1000, compact_at=0.0, layer=1)
+    flat = [ids for doc in gen.token_ids for ids in doc]
+    assert len(set(len(ids) for ids in flat)) > 1
+    for d, ids in enumerate(flat):
+        with torch.inference_mode():
+            want = (
+                tiny_model(input_ids=torch.as_tensor(ids).unsqueeze(0), output_hidden_states=True)
+                .hidden_states[2][0]
+                .numpy()
+            )
+        np.testing.assert_allclose(gen.capture.acts[gen.capture.doc_ids == d], want, atol=1e-4, rtol=1e-4)
+        np.testing.assert_array_equal(gen.capture.token_ids[gen.capture.doc_ids == d], ids)

@@ -97,7 +97,7 @@ def test_student_version_clears_outputs_and_keeps_the_rest():
     student = a.student_version(nb)
     assert len(student.cells) == len(nb.cells)
     for orig, cell in zip(nb.cells, student.cells, strict=True):
-        assert cell.metadata == orig.metadata
+        assert cell.metadata == {k: v for k, v in orig.metadata.items() if k not in a.RUN_CELL_METADATA}
         if cell.cell_type == "markdown":
             assert cell.source == orig.source
             continue
@@ -109,6 +109,19 @@ def test_student_version_clears_outputs_and_keeps_the_rest():
             assert cell.source == orig.source
     assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")  # the original is untouched
     nbformat.validate(student)
+
+
+def test_student_version_drops_the_executed_runs_metadata():
+    nb = a.read_notebook(NOTEBOOKS[0])
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"x": "y" * 1000}}}
+    nb.cells[0].metadata["execution"] = {"iopub.status.busy": "2026-11-25T00:00:00Z"}
+    student = a.student_version(nb)
+    assert "widgets" not in student.metadata and "kernelspec" in student.metadata
+    assert all("execution" not in c.metadata for c in student.cells)
+    assert "widgets" in nb.metadata  # the original is untouched
+    text = nbformat.writes(student)
+    assert "widget-state" not in text and "image/png" not in text
+    assert len(text) < 60_000, len(text)
 
 
 def test_write_student_versions(tmp_path):
