@@ -131,7 +131,7 @@ class Profile:
     # out corpus_eval_frac of each topic's prompts
     corpus_docs: int | None = None
     corpus_eval_frac: float = 0.05
-    corpus_slice: int = 32  # notebook 02 generates the corpus's first corpus_slice prompts live
+    corpus_slice: int = 50  # notebook 02 generates the corpus's first batch (50 prompts) live
     sweep_k: tuple[int, ...] = (16, 64)
     sweep_l1: tuple[float, ...] = (2.0,)  # λ beside l1.l1_coefficient (see notebook 03, §7)
     sweep_steps: int = 150

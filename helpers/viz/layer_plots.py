@@ -15,11 +15,14 @@ def plot_scan(scan: pd.DataFrame, chosen: int | None = None):
     fig, axes = plt.subplots(2, 3, figsize=(14, 7), sharex=True)
     L = scan["layer"]
     ax = axes[0, 0]
-    ax.plot(L, scan["max"], "o-", label="max")
-    ax.plot(L, scan["mean"].abs() * 1000, "s-", label="|mean| x 1000")
+    ax.plot(L, scan["max"], "o-", label="max (log scale)")
     ax.set_yscale("log")
     ax.set_title("report's stats: max and mean value")
-    ax.legend()
+    mean_ax = ax.twinx()  # the mean changes sign: a linear axis with its zero shows it
+    mean_ax.plot(L, scan["mean"], "s-", c="darkorange", label="mean (right, linear)")
+    mean_ax.axhline(0, c="darkorange", ls=":", lw=1)
+    lines = ax.get_legend_handles_labels(), mean_ax.get_legend_handles_labels()
+    ax.legend(lines[0][0] + lines[1][0], lines[0][1] + lines[1][1], fontsize=8)
     ax = axes[0, 1]
     ax.plot(L, scan["first_norm"], "o-", label="first token")
     ax.plot(L, scan["mean_norm"], "s-", label="other tokens")
