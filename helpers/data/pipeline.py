@@ -209,9 +209,14 @@ def corpus_store(
         except ValueError as err:
             print(f"not reusing {path.name}: {err}")
         else:
+            took = (
+                f" (captured in {meta['capture_seconds']:.1f} s when made)"
+                if "capture_seconds" in meta
+                else ""
+            )
             print(
                 f"reusing {path.name}: {len(store):,} tokens of {len(docs):,} corpus documents at layer "
-                f"{layer}"
+                f"{layer}{took}"
             )
             return docs, store
     t0 = time.perf_counter()
