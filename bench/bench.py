@@ -386,7 +386,7 @@ def budgets(res: dict) -> list[dict]:
     if full:
         total, peak = sum(r["seconds"] for r in full), max(r["peak_rss_gb"] for r in full)
         # 2.5x round 1 on the same kind of machine: 216 s (AVX-512, ~330 GFLOP/s), 354 s (AVX2, ~165)
-        ref = 216 if res["machine"]["matmul_gflops"] > 250 else 354
+        ref = 216 if res.get("machine", {}).get("matmul_gflops", 0) > 250 else 354
         add(
             "all notebooks, full profile",
             f"{total / 60:.1f}",
