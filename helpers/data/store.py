@@ -227,10 +227,8 @@ def drop_repeated_prompts(store: Store, docs: pd.DataFrame) -> Store:
     """Keep each prompt's tokens once: the samples of a prompt share its tokens and so their residual
     vectors, which the store would otherwise hold once per sample. Rows of sample 0 stay whole; later
     samples keep only their continuation (``position >= prompt_tokens``, a column of ``docs``)."""
-    by_doc = docs.set_index("doc_id")
-    sample = by_doc["sample"].reindex(store.doc_ids).to_numpy()
-    n_prompt = by_doc["prompt_tokens"].reindex(store.doc_ids).to_numpy()
-    return keep_rows(store, (sample == 0) | (store.positions >= n_prompt))
+    sample = docs.set_index("doc_id")["sample"].reindex(store.doc_ids).to_numpy()
+    return keep_rows(store, (sample == 0) | continuation_rows(store, docs))
 
 
 def continuation_rows(store: Store, docs: pd.DataFrame) -> np.ndarray:
