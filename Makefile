@@ -39,7 +39,7 @@ install: $(STAMP)
 run: install
 	@set -e; for nb in $(NB); do \
 		echo "== $$nb (full profile)"; start=$$(date +%s); \
-		WORKBOOK_PROFILE=full $(PY) -m jupyter nbconvert --to notebook --execute --inplace --log-level=WARN \
+		WORKBOOK_PROFILE=full WORKBOOK_HEADLESS=1 $(PY) -m jupyter nbconvert --to notebook --execute --inplace --log-level=WARN \
 			--ExecutePreprocessor.timeout=600 "$$nb" || { echo "FAILED: $$nb"; exit 1; }; \
 		echo "   $$(( $$(date +%s) - start )) s"; \
 	done
@@ -48,7 +48,7 @@ unit: install
 	$(PY) -m pytest tests/unit -q
 
 nbval: install
-	WORKBOOK_PROFILE=ci $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
+	WORKBOOK_PROFILE=ci WORKBOOK_HEADLESS=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 		--sanitize-with tests/sanitize.cfg $(NB)
 
 # nbgrader's validate --invert: student versions' checks fail, solutions' pass (ci profile)

@@ -47,6 +47,7 @@ from helpers.model.blocks import get_blocks
 from helpers.model.capture import capture_residual, length_sorted_batches
 from helpers.model.flops import flops_per_token, matmul_rate
 from helpers.model.loading import load_model
+from helpers.sae.search import Probe, closest, search_lambda
 from helpers.sae.train import train_flops_per_token, train_sae
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -313,23 +314,17 @@ def bench_sae(
 
 def match_l0(train, lam: float, l0: float, target: float, tries: int = 2, tol: float = 0.5) -> list[dict]:
     """The same L1 SAE retrained at the λ that gives ``target`` L0 (SAELens' at the shared λ), so FVU is
-    compared at matched sparsity: a secant search on log λ vs log L0 from the run at ``lam``; returns the run
-    closest to the target (none when ``l0`` is already within ``tol``)."""
-    if abs(l0 - target) <= tol:
-        return []
-    pts, best = [(math.log(lam), math.log(l0))], None
-    guess = math.log(lam * l0 / target)  # first guess: L0 proportional to 1 / λ
-    for _ in range(tries):
-        row = train(math.exp(guess))
-        pts.append((guess, math.log(max(row["l0"], 1e-6))))
-        if best is None or abs(row["l0"] - target) < abs(best["l0"] - target):
-            best = row
-        if abs(row["l0"] - target) <= tol:
-            break
-        (a, fa), (b, fb) = pts[-2], pts[-1]
-        slope = (fb - fa) / (b - a) if b != a and fb != fa else -1.0
-        guess = b + (math.log(target) - fb) / slope
-    return [best]
+    compared at matched sparsity: helpers.sae.search's secant on log λ vs log L0 from the run at ``lam``;
+    returns the run closest to the target (none when ``l0`` is already within ``tol``)."""
+    rows: dict[float, dict] = {}
+
+    def l0_at(x: float) -> float:
+        rows[x] = train(x)
+        return rows[x]["l0"]
+
+    probes = search_lambda(l0_at, Probe(lam, l0), target, tries=tries, rel_tol=tol / target)
+    best = closest(probes[1:], target) if len(probes) > 1 else None
+    return [rows[best.lam]] if best is not None else []
 
 
 def budgets(res: dict) -> list[dict]:

@@ -133,13 +133,18 @@ class Profile:
     corpus_eval_frac: float = 0.05
     corpus_slice: int = 50  # notebook 02 generates the corpus's first batch (50 prompts) live
     sweep_k: tuple[int, ...] = (16, 64)
-    sweep_l1: tuple[float, ...] = (2.0,)  # λ beside l1.l1_coefficient (see notebook 03, §7)
+    # L1 runs at the λ a search finds for each target L0 (helpers.sae.search; notebook 03, §7), so that L1 and
+    # TopK are compared at matched sparsity; each search trains at most l1_search_tries runs
+    l1_targets: tuple[int, ...] = (32, 64)
+    l1_search_tries: int = 2
     sweep_steps: int = 150
     eval_frac: float = 0.2
     ce_docs: int = 80  # every held-out analysis text (>= 50, for the bootstrap intervals)
     bad_run_tokens: int = 8192
     # 06 steering: new tokens per steered text
     steer_new_tokens: int = 20
+    steer_prompts: int = 16  # neutral prompts per measured point (each sampled steer_samples times)
+    steer_samples: int = 3
     seed: int = 0
 
 
@@ -171,6 +176,8 @@ CI = Profile(
     ce_docs=4,
     bad_run_tokens=512,
     steer_new_tokens=8,
+    steer_prompts=4,
+    steer_samples=1,
 )
 
 

@@ -48,3 +48,26 @@ def mean_interval(values: np.ndarray, **kw: float) -> Interval:
     """Bootstrap interval of the mean of ``values`` (one per unit)."""
     v = np.asarray(values, dtype=np.float64)
     return bootstrap(lambda i: float(v[i].mean()), len(v), **kw)
+
+
+def grouped_interval(
+    values: np.ndarray, groups: np.ndarray, transform: Callable[[float], float] | None = None, **kw: float
+) -> Interval:
+    """Bootstrap interval of the mean of ``values`` (NaN ignored), resampling whole ``groups`` (e.g. a
+    prompt's several samples, which are not independent of each other); ``transform`` is applied to the
+    mean (``np.exp`` turns a mean log-loss into a perplexity)."""
+    v = np.asarray(values, dtype=np.float64)
+    g = np.asarray(groups)
+    if v.shape != g.shape or v.ndim != 1:
+        raise ValueError(f"values and groups must be 1-D and of one length, got {v.shape} and {g.shape}")
+    _, inv = np.unique(g, return_inverse=True)
+    ok = np.isfinite(v)
+    sums = np.bincount(inv, weights=np.where(ok, v, 0.0))
+    counts = np.bincount(inv, weights=ok.astype(np.float64))
+    f = transform or float
+
+    def stat(idx: np.ndarray) -> float:
+        c = counts[idx].sum()
+        return float(f(sums[idx].sum() / c)) if c else float("nan")
+
+    return bootstrap(stat, len(sums), **kw)

@@ -164,7 +164,7 @@ def run_cells(
         resources={"metadata": {"path": str(cwd)}},
     )
     results: list[CellResult] = []
-    env = {**os.environ, PROFILE_ENV: profile, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, PROFILE_ENV: profile, "PYTHONDONTWRITEBYTECODE": "1", "WORKBOOK_HEADLESS": "1"}
     if output is not None:
         env[OUTPUT_ENV] = str(output)
     stopped = ""

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -21,6 +22,7 @@ from helpers.data.text_stats import STOP_WORDS, words
 from helpers.model.blocks import validate_layer
 from helpers.model.hooks import edit_block
 from helpers.sae.model import BaseSAE
+from helpers.stats import grouped_interval
 
 
 def _as_values(c, name: str) -> torch.Tensor:
@@ -126,3 +128,63 @@ def theme_score(texts: list[str], vocab: set[str]) -> np.ndarray:
         ws = [w for w in words(t) if w not in STOP_WORDS]
         out.append(sum(w in vocab for w in ws) / len(ws) if ws else math.nan)
     return np.asarray(out)
+
+
+MEASURED = ("feature", "method", "strength", "prompt", "sample", "text", "theme score", "nll")
+
+
+def _validate_measured(per_text: pd.DataFrame) -> None:
+    missing = [c for c in MEASURED if c not in per_text.columns]
+    if missing:
+        raise ValueError(f"per-text steering results need the columns {', '.join(missing)}")
+
+
+def summarize_steering(per_text: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """One row per (feature, method, strength) of ``per_text`` (one row per steered text): the mean
+    theme score and the perplexity exp(mean NLL per token), each with a bootstrap 95% interval that
+    resamples whole prompts (a prompt's samples share the prompt, so they are not independent)."""
+    _validate_measured(per_text)
+    rows = []
+    for (feature, method, strength), g in per_text.groupby(["feature", "method", "strength"], sort=False):
+        ts = grouped_interval(g["theme score"].to_numpy(), g["prompt"].to_numpy(), seed=seed)
+        pp = grouped_interval(g["nll"].to_numpy(), g["prompt"].to_numpy(), transform=np.exp, seed=seed)
+        rows.append(
+            {
+                "feature": feature,
+                "method": method,
+                "strength": strength,
+                "texts": len(g),
+                "prompts": g["prompt"].nunique(),
+                "theme score": ts.value,
+                "score low": ts.low,
+                "score high": ts.high,
+                "perplexity": pp.value,
+                "ppl low": pp.low,
+                "ppl high": pp.high,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def compare_methods(
+    per_text: pd.DataFrame, a: str = "clamp", b: str = "difference of means", seed: int = 0
+) -> pd.DataFrame:
+    """Per (feature, strength), the theme score of method ``a`` minus that of ``b`` on the same prompts
+    (paired by prompt and sample), with a bootstrap 95% interval over prompts, and the verdict the
+    interval allows: "a", "b", or "no winner" when it includes 0."""
+    _validate_measured(per_text)
+    key = ["feature", "strength", "prompt", "sample"]
+    left = per_text[per_text["method"] == a].set_index(key)["theme score"]
+    right = per_text[per_text["method"] == b].set_index(key)["theme score"]
+    both = pd.concat({"a": left, "b": right}, axis=1).dropna().reset_index()
+    if both.empty:
+        raise ValueError(f"no prompt was steered with both {a!r} and {b!r} at one strength")
+    rows = []
+    for (feature, strength), g in both.groupby(["feature", "strength"], sort=False):
+        iv = grouped_interval((g["a"] - g["b"]).to_numpy(), g["prompt"].to_numpy(), seed=seed)
+        verdict = (a if iv.value > 0 else b) if iv.excludes(0) else "no winner"
+        rows.append(
+            {"feature": feature, "strength": strength, "pairs": len(g), "difference": iv.value}
+            | {"low": iv.low, "high": iv.high, "verdict": verdict}
+        )
+    return pd.DataFrame(rows)

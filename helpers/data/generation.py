@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 from transformers.cache_utils import DynamicLayer
 
 from helpers.config import GenerationConfig
@@ -34,6 +33,7 @@ from helpers.model.blocks import accepts, validate_layer
 from helpers.model.capture import Capture
 from helpers.model.hooks import edit_block
 from helpers.model.loading import model_name
+from helpers.progress import progress_bar
 
 
 @dataclass
@@ -290,7 +290,7 @@ def generate(
     try:
         n_batches = -(-len(prompts) // P)
         per_group = max(1, ROWS_PER_STEP // (P * S))  # batches decoded together
-        bar = tqdm(total=n_batches, desc="generating", disable=not progress)
+        bar = progress_bar(total=n_batches, desc="generating", disable=not progress)
         for g0 in range(0, n_batches, per_group):
             group = range(g0, min(g0 + per_group, n_batches))
             chunks = [prompts[b * P : (b + 1) * P] for b in group]

@@ -8,18 +8,26 @@ import numpy as np
 
 from helpers.exercises.common import CheckFailed, call, passed
 
+TOP_WORDS = [
+    ("power", 4),
+    ("solar", 4),
+    ("cheap", 3),
+    ("people", 2),
+]  # the expected answer on the texts below
+
 
 def check_top_words(fn: Callable[[list[str], int], list[tuple[str, int]]]) -> None:
     """Exercise: the k most frequent words, lower-cased, stop-words removed."""
-    from helpers.data.text_stats import STOP_WORDS, top_words
+    from helpers.data import text_stats
+    from helpers.data.text_stats import STOP_WORDS
 
     texts = [
         "The Solar panels on the roof make power; solar power is cheap.",
         "Power to the people: the people vote, and the vote counts.",
         "Cheap solar, cheap wind. Wind and solar are the future of power!",
     ]
-    want = top_words(texts, 4)
-    got = call(fn, texts, 4)
+    want = TOP_WORDS
+    got = call(fn, texts, 4, forbidden=[text_stats.top_words])
     try:
         got_list = [(str(w), int(c)) for w, c in got]
     except (TypeError, ValueError) as err:

@@ -8,6 +8,9 @@ import numpy as np
 
 from helpers.exercises.common import CheckFailed, call, close, passed
 
+# expected answers on the fixed cases below (select_top's; a unit test keeps them equal)
+SELECT_TOP = {(5, 2): [5, 9, 16, 12, 22], (8, 1): [5, 9, 16, 12, 10, 14, 22, 0]}
+
 
 def _top_case():
     rng = np.random.default_rng(0)
@@ -21,12 +24,12 @@ def _top_case():
 
 def check_select_top(fn: Callable) -> None:
     """Exercise: the n largest activations, no two within 2 x radius rows of one document."""
-    from helpers.analysis.features import select_top
+    from helpers.analysis import features
 
     values, rows, doc_ids = _top_case()
     for n, radius in ((5, 2), (8, 1)):
-        want = select_top(values, rows, doc_ids, n, radius)
-        got = call(fn, values, rows, doc_ids, n, radius)
+        want = SELECT_TOP[(n, radius)]
+        got = call(fn, values, rows, doc_ids, n, radius, forbidden=[features.select_top])
         try:
             got = [int(g) for g in got]
         except TypeError as err:
@@ -55,6 +58,8 @@ def check_logit_weights(fn: Callable) -> None:
     """Exercise: a feature's logit weights = its decoder row times the unembedding, W_dec,i · W_Uᵀ."""
     import torch
 
+    from helpers.analysis import features
+
     g = torch.Generator().manual_seed(0)
     W_enc, W_dec, W_U = (
         torch.randn(6, 10, generator=g),
@@ -63,7 +68,7 @@ def check_logit_weights(fn: Callable) -> None:
     )
     for i in (0, 7):
         want = (W_dec[i] @ W_U.T).numpy()
-        got = np.asarray(call(fn, W_enc, W_dec, W_U, i), dtype=np.float64)
+        got = np.asarray(call(fn, W_enc, W_dec, W_U, i, forbidden=[features.logit_weights]), dtype=np.float64)
         if got.shape == want.shape and close(got, want):
             continue
         if got.shape == (6,):

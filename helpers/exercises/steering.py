@@ -6,12 +6,20 @@ from collections.abc import Callable
 
 from helpers.exercises.common import CheckFailed, call, passed
 
+# the expected edit on the fixed case below (clamp_edit's; a unit test keeps them equal)
+CLAMP_EDIT = [
+    [-2.25313, -1.615872, -0.001834, 0.444177, 0.176395, 1.4806],
+    [0.497753, 0.482446, 0.228399, -0.567854, 0.669756, -0.510293],
+    [-0.602877, -0.356145, -0.628512, 0.693497, 0.260694, 0.394351],
+    [-0.531628, 0.294264, 0.062969, 0.218159, -0.530074, -1.01634],
+]
+
 
 def check_clamp_edit(fn: Callable) -> None:
     """Exercise: h + (c - f_i(h)) · W_dec,i in raw space, for an SAE that still scales its inputs."""
     import torch
 
-    from helpers.analysis.steering import clamp_edit
+    from helpers.analysis import steering
     from helpers.config import SAEConfig
     from helpers.sae.model import make_sae
 
@@ -24,9 +32,12 @@ def check_clamp_edit(fn: Callable) -> None:
         sae.scale.fill_(0.5)
     h = torch.randn(4, 6, generator=g)
     i, c = 2, 3.0
-    want = clamp_edit(h, sae, [i], [c])
+    want = torch.tensor(CLAMP_EDIT)
     with torch.no_grad():
-        got = torch.as_tensor(call(fn, h, sae, i, c), dtype=torch.float32)
+        got = torch.as_tensor(
+            call(fn, h, sae, i, c, forbidden=[steering.clamp_edit, steering.clamp_features]),
+            dtype=torch.float32,
+        )
         if got.shape == want.shape and torch.allclose(got, want, atol=1e-5):
             passed("clamp_edit", "feature set to c, reconstruction error kept")
             return

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 from helpers.model.blocks import accepts, n_layers, validate_layer
 from helpers.model.hooks import run_until
+from helpers.progress import progress_bar
 
 
 @dataclass
@@ -96,7 +96,7 @@ def _capture(
     parts = []
     n_batches = -(-len(texts) // batch_size)
     batches = length_sorted_batches(tokenizer, texts, batch_size, max_length)
-    for idx, enc in tqdm(batches, total=n_batches, desc=desc, disable=not progress or n_batches < 4):
+    for idx, enc in progress_bar(batches, total=n_batches, desc=desc, disable=not progress or n_batches < 4):
         got: dict[int, torch.Tensor] = {}
         run_until(
             model,

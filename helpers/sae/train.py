@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from helpers.config import SAEConfig
 from helpers.files import load_json, params_key, verify
+from helpers.progress import progress_bar
 from helpers.sae.model import L1SAE, MARKER, BaseSAE, TopKSAE, load_sae, make_sae, save_sae, sparse_decode
 
 # part of a saved run's key: bump it when a change to the training step changes what it learns, so
@@ -221,7 +221,7 @@ def train_sae(
         )
     eval_seconds = 0.0
     t0 = time.perf_counter()
-    for step in tqdm(range(steps), desc=desc or cfg.name(), disable=not progress, mininterval=1.0):
+    for step in progress_bar(range(steps), desc=desc or cfg.name(), disable=not progress, mininterval=1.0):
         if cursor + B > n:
             perm, cursor = torch.randperm(n, generator=gen), 0
         xs = x_all[perm[cursor : cursor + B].to(device)] * c

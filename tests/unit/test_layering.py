@@ -14,6 +14,7 @@ PACKAGE = ROOT / "helpers"
 LAYERS = {
     "config": 0,
     "files": 0,
+    "progress": 0,
     "stats": 0,
     "validate": 0,
     "model": 1,

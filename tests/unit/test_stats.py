@@ -38,3 +38,24 @@ def test_ce_recovered_interval_resamples_whole_texts():
     iv = ce_recovered_interval(s, "sae", "zero", n_boot=500)
     assert iv.value == pytest.approx((10 - sae.sum() / toks.sum()) / 8)
     assert iv.low < iv.value < iv.high < 1.0 and iv.n == n
+
+
+def test_grouped_interval_resamples_whole_groups():
+    from helpers.stats import grouped_interval
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(20), 3)
+    # each group's 3 samples share one group effect: the interval must reflect 20 units, not 60
+    values = np.repeat(rng.normal(size=20), 3) + 0.01 * rng.normal(size=60)
+    iv = grouped_interval(values, groups, seed=0)
+    naive = mean_interval(values, seed=0)
+    assert iv.n == 20 and naive.n == 60
+    assert iv.value == pytest.approx(values.mean())
+    assert (iv.high - iv.low) > 1.4 * (naive.high - naive.low)
+    with_nan = values.copy()
+    with_nan[0] = np.nan
+    assert np.isfinite(grouped_interval(with_nan, groups).value)
+    ppl = grouped_interval(np.full(60, np.log(5.0)), groups, transform=np.exp)
+    assert ppl.value == pytest.approx(5.0) and ppl.low == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="one length"):
+        grouped_interval(values, groups[:-1])

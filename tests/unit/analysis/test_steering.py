@@ -69,3 +69,48 @@ def test_theme_score_and_nll(tokenizer):
     assert nll.shape == (2,) and np.isfinite(nll).all() and (nll > 0).all()
     one = S.continuation_nll(model, tokenizer, ["sleep is"], ["for health and data"])
     assert one[0] == pytest.approx(nll[1], rel=1e-4)  # batching and padding do not change it
+
+
+def _per_text(effect: float, n_prompts: int = 16, samples: int = 3, seed: int = 0):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for method, shift in (("clamp", effect), ("difference of means", 0.0)):
+        for p in range(n_prompts):
+            base = rng.normal(0.2, 0.05)
+            for s in range(samples):
+                rows.append(
+                    {"feature": 7, "method": method, "strength": 1.0, "prompt": f"p{p}", "sample": s}
+                    | {"text": "t", "theme score": base + shift + rng.normal(0, 0.01), "nll": np.log(8.0)}
+                )
+    return pd.DataFrame(rows)
+
+
+def test_summary_and_comparison_carry_intervals_over_prompts():
+    from helpers.analysis.steering import compare_methods, summarize_steering
+
+    per_text = _per_text(0.1)
+    summary = summarize_steering(per_text)
+    assert len(summary) == 2 and set(summary["texts"]) == {48} and set(summary["prompts"]) == {16}
+    clamp = summary[summary["method"] == "clamp"].iloc[0]
+    assert clamp["score low"] < clamp["theme score"] < clamp["score high"]
+    assert clamp["perplexity"] == pytest.approx(8.0)
+    cmp = compare_methods(per_text)
+    assert cmp.iloc[0]["verdict"] == "clamp" and cmp.iloc[0]["difference"] == pytest.approx(0.1, abs=0.02)
+    assert compare_methods(_per_text(0.0))["verdict"].iloc[0] == "no winner"
+    with pytest.raises(ValueError, match="columns"):
+        summarize_steering(per_text.drop(columns="nll"))
+    with pytest.raises(ValueError, match="both"):
+        compare_methods(per_text[per_text["method"] == "clamp"])
+
+
+def test_tradeoff_plot_draws_error_bars():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.analysis.steering import summarize_steering
+    from helpers.viz.steering_plots import plot_tradeoff
+
+    fig = plot_tradeoff(summarize_steering(_per_text(0.1)), {7: "Fitness"})
+    assert len(fig.axes) == 1 and len(fig.axes[0].containers) == 2  # one errorbar container per method
