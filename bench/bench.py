@@ -380,15 +380,12 @@ def budgets(res: dict) -> list[dict]:
     full = [r for r in res.get("notebooks", []) if r["profile"] == "full"]
     if full:
         total, peak = sum(r["seconds"] for r in full), max(r["peak_rss_gb"] for r in full)
-        # 2.5x round 1 on the same kind of machine: 216 s (AVX-512, ~330 GFLOP/s), 354 s (AVX2, ~165)
+        # 2.5x round 1 on the same kind of machine: 216 s (AVX-512, ~330 GFLOP/s), 354 s (AVX2, ~165), plus
+        # the 3 minutes round 2's issue 19 allows for its four new sections (superposition, neurons vs
+        # features, splitting, attribution)
         ref = 216 if res.get("machine", {}).get("matmul_gflops", 0) > 250 else 354
-        add(
-            "all notebooks, full profile",
-            f"{total / 60:.1f}",
-            f"<= {2.5 * ref / 60:.1f} min",
-            total <= 2.5 * ref,
-            " min",
-        )
+        limit = 2.5 * ref + 180
+        add("all notebooks, full profile", f"{total / 60:.1f}", f"<= {limit / 60:.1f} min", total <= limit, " min")
         add("peak memory, full profile", f"{peak:.2f}", "< 6 GB", peak < 6 * 1e9 / 2**30, " GiB")
     return out
 
