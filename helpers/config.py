@@ -141,10 +141,17 @@ class Profile:
     eval_frac: float = 0.2
     ce_docs: int = 80  # every held-out analysis text (>= 50, for the bootstrap intervals)
     bad_run_tokens: int = 8192
+    # 03 superposition: Adam steps per toy model (the widget's too) and TopK SAE steps on its hidden vectors
+    toy_steps: int = 1000
+    toy_sae_steps: int = 200
     # 06 steering: new tokens per steered text
     steer_new_tokens: int = 20
     steer_prompts: int = 16  # neutral prompts per measured point (each sampled steer_samples times)
     steer_samples: int = 3
+    # 06 attribution: held-out texts attributed, top features ablated per text, bootstrap resamples
+    attr_prompts: int = 20
+    attr_features: int = 10
+    attr_boot: int = 2000
     seed: int = 0
 
 
@@ -176,8 +183,13 @@ CI = Profile(
     ce_docs=4,
     bad_run_tokens=512,
     steer_new_tokens=8,
+    toy_steps=100,
+    toy_sae_steps=30,
     steer_prompts=4,
     steer_samples=1,
+    attr_prompts=3,
+    attr_features=4,
+    attr_boot=200,
 )
 
 

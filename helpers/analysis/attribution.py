@@ -1,0 +1,387 @@
+"""Which SAE features made this prediction: attribution by activation × gradient, checked by ablation.
+
+The SAE is spliced into the model at block ``layer``: its output h becomes x̂(f) + e, with
+f = sae.encode(h), x̂(f) = sae.decode(f) and the error e = h − x̂(f) held fixed (a constant, no
+gradient through it). The spliced model computes exactly what the model computes (x̂ + h − x̂ = h),
+but now the prediction is a function of the feature activations f, made a leaf tensor that
+requires grad. For a metric m (a next-token logit at the last position, or the difference of
+two logits) the attribution of feature i is
+
+    a_i = Σ_t f_{t,i} · ∂m/∂f_{t,i}
+
+(activation × gradient, summed over positions): the first-order Taylor estimate of how much m
+falls when f_i is set to 0 at every position, m(f) − m(f with f_i = 0) ≈ a_i. One backward pass
+gives it for every feature at once; :func:`ablation_effects` measures the real drop, one batch
+row per ablated feature, to check it.
+
+What is held fixed, and why it matters: the error term e (so the SAE's misses stay in the
+stream, and the metric is unchanged by the splice) and, for a TopK SAE, the set of active
+latents: f is the leaf *after* the top-k selection, so the gradient never sees the selection,
+and an ablation zeroes f_i without re-running it (no other latent moves up into the top k). The
+first token is left out by default (``skip_first``): its residual is the attention sink, many
+times larger than the others, and the SAE was trained without it (the store drops it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from helpers.model.blocks import accepts, validate_layer
+from helpers.model.hooks import edit_block
+from helpers.sae.model import BaseSAE
+from helpers.stats import Interval, bootstrap
+from helpers.validate import as_index
+
+
+def attribute(f: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Per-feature attribution [d_sae] from activations ``f`` and gradients ``grad`` [T, d_sae]:
+    Σ over positions of f · ∂m/∂f (the first-order estimate of m's drop when the feature is removed)."""
+    return (f * grad).sum(0)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """One prompt's attribution. ``scores`` [d_sae] is a_i; ``acts`` [d_sae] is Σ_t f_{t,i} and
+    ``fires`` [d_sae] the number of spliced positions where feature i is active; ``error`` is the
+    error term's own attribution Σ_t e_t · ∂m/∂e_t (what the SAE leaves unexplained)."""
+
+    prompt: str
+    input_ids: tuple[int, ...]
+    target: int
+    target_text: str
+    contrast: int | None
+    contrast_text: str | None
+    metric: float  # logit of target (minus logit of contrast) at the last position, clean model
+    scores: np.ndarray
+    acts: np.ndarray
+    fires: np.ndarray
+    error: float
+    layer: int
+    skip_first: bool
+
+    def top(self, n: int = 10) -> pd.DataFrame:
+        """The ``n`` features with the largest |attribution| (active features only), largest first."""
+        n = positive_int(n, "n")
+        active = np.flatnonzero(self.fires > 0)
+        order = active[np.argsort(-np.abs(self.scores[active]), kind="stable")][:n]
+        return pd.DataFrame(
+            {
+                "feature": order,
+                "attribution": self.scores[order],
+                "activation": self.acts[order],
+                "positions": self.fires[order],
+            }
+        )
+
+    @property
+    def metric_name(self) -> str:
+        if self.contrast is None:
+            return f"logit of {self.target_text!r}"
+        return f"logit {self.target_text!r} − logit {self.contrast_text!r}"
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+
+def positive_int(n: object, name: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise ValueError(f"{name} must be a whole number >= 1, got {n!r}")
+    return int(n)
+
+
+def vocab_size(model: nn.Module) -> int:
+    return int(model.get_output_embeddings().weight.shape[0])
+
+
+def encode_prompt(tokenizer, prompt: object, skip_first: bool = True) -> list[int]:
+    """The prompt's token ids, refusing an empty prompt (or a one-token prompt when the first token
+    is not spliced: nothing would be left to attribute)."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"the prompt must be non-empty text, got {prompt!r}; type a sentence to continue")
+    ids = list(tokenizer(prompt)["input_ids"])
+    if len(ids) < 1 + int(skip_first):
+        raise ValueError(
+            f"the prompt {prompt!r} is {len(ids)} token(s); the first token is not spliced (attention sink), "
+            "so give at least two tokens"
+        )
+    return ids
+
+
+def token_id(tokenizer, token: object, n_vocab: int) -> int:
+    """``token`` as one vocabulary id: an id (0..n_vocab-1) or a text that is exactly one token
+    (with its leading space, e.g. " Paris"), else one ``ValueError`` line."""
+    if isinstance(token, str):
+        ids = tokenizer(token, add_special_tokens=False)["input_ids"]
+        unk = getattr(tokenizer, "unk_token_id", None)
+        if not token or len(ids) != 1 or (ids[0] == unk and token.strip() != tokenizer.unk_token):
+            raise ValueError(
+                f"{token!r} is not one token of the vocabulary (it encodes to {len(ids)} token(s)"
+                f"{', the unknown token' if ids == [unk] else ''}); pick one of the model's top next tokens, "
+                "or give a token id"
+            )
+        return int(ids[0])
+    return as_index(token, "token id", n_vocab, "the model's vocabulary")
+
+
+def text_prefixes(tokenizer, texts: Sequence[str], n_tokens: Sequence[int] | int) -> list[str]:
+    """Each text cut after its first ``n_tokens`` tokens (one number, or one per text): a prompt that
+    stops mid-text, so the model's next token is a word of the text rather than a line break."""
+    texts = list(texts)
+    ns = [n_tokens] * len(texts) if isinstance(n_tokens, (int, np.integer)) else list(n_tokens)
+    if len(ns) != len(texts):
+        raise ValueError(f"got {len(texts)} texts but {len(ns)} cut lengths; give one per text")
+    out = []
+    for text, n in zip(texts, ns, strict=True):
+        n = positive_int(n, "n_tokens")
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        out.append(tokenizer.decode(ids[:n], skip_special_tokens=True))
+    return out
+
+
+def _decode(tokenizer, i: int) -> str:
+    return tokenizer.decode([int(i)])
+
+
+def _check_sae(model: nn.Module, sae: BaseSAE) -> None:
+    d = int(model.get_input_embeddings().weight.shape[1])
+    if sae.cfg.d_in != d:
+        raise ValueError(f"the SAE reads d_in = {sae.cfg.d_in} but the model's residual has {d}; use its SAE")
+
+
+def _forward_last(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """Logits at the last position [B, vocab] (only the last position unembedded when possible)."""
+    kw = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
+    return model(input_ids=ids, use_cache=False, **kw).logits[:, -1].float()
+
+
+def _metric(logits: torch.Tensor, target: int, contrast: int | None) -> torch.Tensor:
+    m = logits[..., target]
+    return m if contrast is None else m - logits[..., contrast]
+
+
+# --- attribution ----------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def top_next_tokens(model: nn.Module, tokenizer, prompt: str, n: int = 5) -> list[tuple[int, str, float]]:
+    """The model's ``n`` most likely next tokens after ``prompt``: (id, text, probability)."""
+    n = positive_int(n, "n")
+    ids = encode_prompt(tokenizer, prompt, skip_first=False)
+    dev = next(model.parameters()).device
+    p = torch.softmax(_forward_last(model, torch.tensor([ids], device=dev))[0], -1)
+    top = torch.topk(p, min(n, p.numel()))
+    return [
+        (int(i), _decode(tokenizer, int(i)), float(v)) for v, i in zip(top.values, top.indices, strict=True)
+    ]
+
+
+def attribute_features(
+    model: nn.Module,
+    tokenizer,
+    sae: BaseSAE,
+    layer: int,
+    prompt: str,
+    target: int | str | None = None,
+    contrast: int | str | None = None,
+    skip_first: bool = True,
+) -> Attribution:
+    """Attribute the next-token logit of ``target`` (default: the model's top next token), or the
+    logit difference target − ``contrast``, at the last position of ``prompt`` to the SAE's
+    features at block ``layer`` (activation × gradient through the splice, error held fixed)."""
+    layer = validate_layer(model, layer)
+    _check_sae(model, sae)
+    ids = encode_prompt(tokenizer, prompt, skip_first)
+    n_vocab = vocab_size(model)
+    tgt = None if target is None else token_id(tokenizer, target, n_vocab)
+    con = None if contrast is None else token_id(tokenizer, contrast, n_vocab)
+    if con is not None and con == tgt:
+        raise ValueError("target and contrast are the same token; their logit difference is always 0")
+    s = int(skip_first)
+    leaves: dict[str, torch.Tensor] = {}
+
+    def splice(h: torch.Tensor) -> torch.Tensor:
+        x = h[0, s:].float()
+        with torch.no_grad():
+            f0 = sae.encode(x)
+        f = f0.detach().requires_grad_(True)  # the leaf: the top-k selection is already made
+        x_hat = sae.decode(f)
+        e = (x - x_hat).detach().requires_grad_(True)  # fixed: no path back into h or f
+        leaves.update(f=f, e=e)
+        return torch.cat([h[:, :s], (x_hat + e).unsqueeze(0).to(h.dtype)], dim=1)
+
+    dev = next(model.parameters()).device
+    with edit_block(model, layer, splice), torch.enable_grad():
+        logits = _forward_last(model, torch.tensor([ids], device=dev))[0]
+        if tgt is None:
+            tgt = int(logits.argmax())
+        metric = _metric(logits, tgt, con)
+        g_f, g_e = torch.autograd.grad(metric, [leaves["f"], leaves["e"]])
+    f, e = leaves["f"].detach(), leaves["e"].detach()
+    return Attribution(
+        prompt=prompt,
+        input_ids=tuple(int(i) for i in ids),
+        target=tgt,
+        target_text=_decode(tokenizer, tgt),
+        contrast=con,
+        contrast_text=None if con is None else _decode(tokenizer, con),
+        metric=float(metric.detach()),
+        scores=attribute(f, g_f).double().cpu().numpy(),
+        acts=f.sum(0).double().cpu().numpy(),
+        fires=(f > 0).sum(0).cpu().numpy(),
+        error=float((e * g_e).sum()),
+        layer=layer,
+        skip_first=skip_first,
+    )
+
+
+@torch.no_grad()
+def ablation_effects(
+    model: nn.Module,
+    sae: BaseSAE,
+    result: Attribution,
+    features: Sequence[int] | None = None,
+    n: int = 10,
+    factor: float = 0.0,
+    batch_size: int = 16,
+) -> np.ndarray:
+    """The measured drop of ``result``'s metric, m(clean) − m(edited), when each feature (default:
+    the ``n`` top features of ``result``) is multiplied by ``factor`` (0: ablated) at every spliced
+    position, error term and every other latent unchanged. One batch row per feature plus a clean
+    row, so a whole list costs one forward pass per ``batch_size`` features; blocks 0..``layer`` run
+    once, for a single row, and the batch widens at the splice."""
+    feats = result.top(n)["feature"].tolist() if features is None else [sae.feature_id(i) for i in features]
+    batch_size = positive_int(batch_size, "batch_size")
+    if not np.isfinite(factor):
+        raise ValueError(f"factor must be a finite number, got {factor!r}")
+    if not feats:
+        return np.zeros(0)
+    s = int(result.skip_first)
+    dev = next(model.parameters()).device
+    ids = torch.tensor([list(result.input_ids)], device=dev)
+    out = []
+    for b in range(0, len(feats), batch_size):
+        chunk = torch.tensor(feats[b : b + batch_size], device=dev)
+
+        def edit(h: torch.Tensor, chunk: torch.Tensor = chunk) -> torch.Tensor:
+            # h is one row [1, T, d]: blocks 0..layer ran once; from here on the batch has one clean
+            # row and one row per feature (the blocks broadcast their position embeddings and mask)
+            x = h[0, s:].float()
+            f = sae.encode(x)[:, chunk]  # [T - s, features]
+            w = sae.W_dec[chunk] / sae.scale  # [features, d]
+            new = h.float().expand(len(chunk) + 1, -1, -1).clone()
+            new[1:, s:] -= (1.0 - factor) * f.T.unsqueeze(-1) * w.unsqueeze(1)
+            return new.to(h.dtype)
+
+        with edit_block(model, result.layer, edit):
+            m = _metric(_forward_last(model, ids), result.target, result.contrast)
+        if m.shape[0] != len(chunk) + 1:
+            raise RuntimeError(
+                f"{type(model).__name__} did not carry the widened batch past block {result.layer}"
+            )
+        out.append((m[0] - m[1:]).double().cpu().numpy())
+    return np.concatenate(out)
+
+
+# --- attribution against ablation, over many prompts -----------------------------------------------
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties sharing their average rank (as Spearman's correlation needs)."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2)[inverse]
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = x - x.mean(), y - y.mean()
+    den = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / den) if den > 0 else float("nan")
+
+
+def correlations(attributed: np.ndarray, measured: np.ndarray) -> tuple[float, float]:
+    """Pearson and Spearman correlation of two equal-length arrays (NaN when either is constant)."""
+    a, m = np.asarray(attributed, dtype=np.float64), np.asarray(measured, dtype=np.float64)
+    if a.shape != m.shape or a.ndim != 1:
+        raise ValueError(f"need two 1-d arrays of the same length, got shapes {a.shape} and {m.shape}")
+    if len(a) < 2:
+        raise ValueError(f"a correlation needs at least 2 pairs, got {len(a)}")
+    return _pearson(a, m), _pearson(_ranks(a), _ranks(m))
+
+
+@dataclass(frozen=True)
+class AttributionCheck:
+    """Attributed against measured drops, one row per (prompt, top feature) in ``pairs``
+    (columns prompt_id, prompt, target, rank, feature, activation, attributed, measured)."""
+
+    pairs: pd.DataFrame
+    pearson: float
+    spearman: float
+    seconds: float
+
+    def intervals(self, n_boot: int = 2000, seed: int = 0) -> dict[str, Interval]:
+        """Bootstrap 95% intervals of both correlations, resampling whole prompts (a prompt's
+        features share one forward pass, so they are not independent units)."""
+        pid = self.pairs["prompt_id"].to_numpy()
+        groups = [np.flatnonzero(pid == u) for u in np.unique(pid)]
+        a, m = self.pairs["attributed"].to_numpy(), self.pairs["measured"].to_numpy()
+
+        def stat(k: int):
+            def f(idx: np.ndarray) -> float:
+                rows = np.concatenate([groups[i] for i in idx])
+                x, y = a[rows], m[rows]
+                return _pearson(x, y) if k == 0 else _pearson(_ranks(x), _ranks(y))
+
+            return f
+
+        return {
+            name: bootstrap(stat(k), len(groups), n_boot=n_boot, seed=seed)
+            for k, name in enumerate(("pearson", "spearman"))
+        }
+
+
+def attribution_vs_ablation(
+    model: nn.Module,
+    tokenizer,
+    sae: BaseSAE,
+    layer: int,
+    prompts: Sequence[str],
+    n_features: int = 10,
+    batch_size: int = 16,
+) -> AttributionCheck:
+    """For every prompt: the model's top next token as target, attribution of its logit, then the
+    ``n_features`` top features ablated one at a time. Returns the (attributed, measured) pairs
+    and their Pearson and Spearman correlations over all pairs."""
+    n_features = positive_int(n_features, "n_features")
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("give at least one prompt")
+    t0 = time.perf_counter()
+    rows = []
+    for p_id, prompt in enumerate(prompts):
+        res = attribute_features(model, tokenizer, sae, layer, prompt)
+        top = res.top(n_features)
+        measured = ablation_effects(model, sae, res, top["feature"].tolist(), batch_size=batch_size)
+        for rank, (r, m) in enumerate(zip(top.itertuples(), measured, strict=True)):
+            rows.append(
+                {
+                    "prompt_id": p_id,
+                    "prompt": prompt,
+                    "target": res.target_text,
+                    "rank": rank,
+                    "feature": int(r.feature),
+                    "activation": float(r.activation),
+                    "attributed": float(r.attribution),
+                    "measured": float(m),
+                }
+            )
+    pairs = pd.DataFrame(rows)
+    if len(pairs) < 2:
+        raise ValueError("fewer than 2 (attributed, measured) pairs; give more prompts or features")
+    pearson, spearman = correlations(pairs["attributed"].to_numpy(), pairs["measured"].to_numpy())
+    return AttributionCheck(pairs, pearson, spearman, time.perf_counter() - t0)

@@ -1,0 +1,202 @@
+import numpy as np
+import pytest
+import torch
+
+from helpers.analysis import attribution as A
+from helpers.analysis import steering as S
+from helpers.config import SAEConfig
+from helpers.model.hooks import edit_block
+from helpers.sae.model import make_sae
+from helpers.stats import Interval
+from tests.conftest import tiny_gpt2, tiny_llama
+
+LAYER = 1
+PROMPT = "the city and the rain is for music"
+
+
+@pytest.fixture
+def sae():
+    """A tiny TopK SAE on the tiny models' 32-dim residual: 128 latents, 8 active per token."""
+    return make_sae(SAEConfig(architecture="topk", d_in=32, expansion=4, k=8, seed=2)).requires_grad_(False)
+
+
+@pytest.fixture
+def model():
+    return tiny_llama()
+
+
+def _clean_logits(model, tokenizer, prompt=PROMPT):
+    with torch.no_grad():
+        return model(**tokenizer(prompt, return_tensors="pt")).logits[0, -1]
+
+
+def test_splice_leaves_the_prediction_unchanged_and_removes_its_hook(model, sae, tokenizer):
+    clean = _clean_logits(model, tokenizer)
+    res = A.attribute_features(model, tokenizer, sae, LAYER, PROMPT)
+    assert res.target == int(clean.argmax())  # default target: the model's top next token
+    assert res.metric == pytest.approx(float(clean[res.target]), abs=1e-5)
+    assert res.scores.shape == (sae.cfg.d_sae,)
+    T = len(res.input_ids)
+    assert res.fires.max() <= T - 1 and res.fires.sum() == 8 * (T - 1)  # k per spliced position
+    assert np.all(res.scores[res.fires == 0] == 0)  # inactive latents get nothing
+    torch.testing.assert_close(_clean_logits(model, tokenizer), clean, rtol=0, atol=0)
+
+
+def test_attribution_is_the_derivative_along_each_feature(model, sae, tokenizer):
+    """a_i = d/dα m(f with f_i scaled by α) at α = 1: central finite differences of the measured drop."""
+    res = A.attribute_features(model, tokenizer, sae, LAYER, PROMPT)
+    feats = res.top(6)["feature"].tolist()
+    eps = 1e-2
+    up = A.ablation_effects(model, sae, res, feats, factor=1 + eps)
+    down = A.ablation_effects(model, sae, res, feats, factor=1 - eps)
+    fd = (down - up) / (2 * eps)
+    np.testing.assert_allclose(fd, res.top(6)["attribution"], rtol=2e-2, atol=2e-3)
+    np.testing.assert_allclose(A.ablation_effects(model, sae, res, feats, factor=1.0), 0, atol=1e-5)
+
+
+def test_ablation_is_first_order_when_features_are_small(model, sae, tokenizer):
+    """With decoder rows 100x shorter each feature moves the residual a little: the linear estimate
+    and the measured drop agree closely, sign and size."""
+    with torch.no_grad():
+        sae.W_dec.mul_(0.01)
+    res = A.attribute_features(model, tokenizer, sae, LAYER, PROMPT)
+    top = res.top(8)
+    measured = A.ablation_effects(model, sae, res, n=8)
+    np.testing.assert_allclose(measured, top["attribution"], rtol=0.05, atol=2e-5)
+    chk = A.attribution_vs_ablation(model, tokenizer, sae, LAYER, [PROMPT, "sleep is for health"], 5)
+    assert chk.pearson > 0.99 and chk.spearman > 0.9
+
+
+@pytest.mark.parametrize("make", [tiny_llama, tiny_gpt2])
+def test_ablation_equals_clamping_the_feature_to_zero(make, sae, tokenizer):
+    """The widened batch (one row per feature from the splice on) measures what clamping each
+    feature to 0 in its own forward pass does (steering's clamp edit, every position)."""
+    model = make()
+    res = A.attribute_features(model, tokenizer, sae, LAYER, PROMPT, skip_first=False)
+    feats = res.top(5)["feature"].tolist()
+    measured = A.ablation_effects(model, sae, res, feats, batch_size=2)  # 3 chunks
+    ids = torch.tensor([list(res.input_ids)])
+    want = []
+    with torch.no_grad():
+        for i in feats:
+            with S.clamp_features(model, sae, LAYER, {i: 0.0}):
+                want.append(res.metric - float(model(input_ids=ids).logits[0, -1, res.target]))
+    np.testing.assert_allclose(measured, want, rtol=1e-4, atol=1e-4)
+
+
+def test_first_token_is_left_alone_by_default(model, sae, tokenizer):
+    res = A.attribute_features(model, tokenizer, sae, LAYER, PROMPT)
+    i = int(res.top(1)["feature"][0])
+    ids = torch.tensor([list(res.input_ids)])
+
+    def edit(h):
+        out = h.clone()
+        f = sae.encode(h[0, 1:])
+        out[0, 1:] -= f[:, i : i + 1] * sae.W_dec[i]
+        return out
+
+    with torch.no_grad(), edit_block(model, LAYER, edit):
+        want = res.metric - float(model(input_ids=ids).logits[0, -1, res.target])
+    assert A.ablation_effects(model, sae, res, [i])[0] == pytest.approx(want, abs=1e-4)
+
+
+def test_logit_difference_is_the_difference_of_attributions(model, sae, tokenizer):
+    t, c = "water", "music"
+    diff = A.attribute_features(model, tokenizer, sae, LAYER, PROMPT, target=t, contrast=c)
+    a_t = A.attribute_features(model, tokenizer, sae, LAYER, PROMPT, target=t)
+    a_c = A.attribute_features(model, tokenizer, sae, LAYER, PROMPT, target=c)
+    np.testing.assert_allclose(diff.scores, a_t.scores - a_c.scores, atol=1e-5)
+    assert diff.metric == pytest.approx(a_t.metric - a_c.metric, abs=1e-5)
+    assert diff.error == pytest.approx(a_t.error - a_c.error, abs=1e-4)
+    assert "water" in diff.metric_name and "music" in diff.metric_name
+    by_id = A.attribute_features(model, tokenizer, sae, LAYER, PROMPT, target=a_t.target)
+    np.testing.assert_array_equal(by_id.scores, a_t.scores)
+
+
+def test_top_next_tokens_are_the_softmax_top(model, tokenizer):
+    clean = torch.softmax(_clean_logits(model, tokenizer), -1)
+    top = A.top_next_tokens(model, tokenizer, PROMPT, 3)
+    assert [i for i, _, _ in top] == torch.topk(clean, 3).indices.tolist()
+    assert [p for _, _, p in top] == pytest.approx(torch.topk(clean, 3).values.tolist(), abs=1e-6)
+
+
+def test_correlations_match_scipy():
+    from scipy.stats import pearsonr, spearmanr
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=30)
+    m = a + rng.normal(size=30)
+    p, s = A.correlations(a, m)
+    assert p == pytest.approx(pearsonr(a, m)[0]) and s == pytest.approx(spearmanr(a, m)[0])
+    assert np.isnan(A.correlations(a, np.ones(30))[0])
+    with pytest.raises(ValueError, match="same length"):
+        A.correlations(a, m[:-1])
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        A.correlations(a[:1], m[:1])
+
+
+def test_attribution_vs_ablation_pairs_and_intervals(model, sae, tokenizer):
+    prompts = [PROMPT, "sleep is for health", "a model of data and code"]
+    chk = A.attribution_vs_ablation(model, tokenizer, sae, LAYER, prompts, n_features=4)
+    p = chk.pairs
+    assert len(p) == 12 and sorted(p["prompt_id"].unique()) == [0, 1, 2]
+    assert (p.groupby("prompt_id")["rank"].max() == 3).all()
+    assert (chk.pearson, chk.spearman) == pytest.approx(A.correlations(p["attributed"], p["measured"]))
+    res = A.attribute_features(model, tokenizer, sae, LAYER, prompts[1])
+    np.testing.assert_allclose(p.loc[p.prompt_id == 1, "attributed"], res.top(4)["attribution"], atol=1e-6)
+    ci = chk.intervals(n_boot=50)
+    assert set(ci) == {"pearson", "spearman"} and all(isinstance(v, Interval) for v in ci.values())
+    assert ci["pearson"].n == 3 and ci["pearson"].value == pytest.approx(chk.pearson)
+    assert chk.seconds > 0
+
+
+def test_text_prefixes(tokenizer):
+    assert A.text_prefixes(tokenizer, ["the city and the rain", "sleep is for health"], [2, 3]) == [
+        "the city",
+        "sleep is for",
+    ]
+    assert A.text_prefixes(tokenizer, ["solar heat"], 5) == ["solar heat"]
+    with pytest.raises(ValueError, match="one per text"):
+        A.text_prefixes(tokenizer, ["solar heat"], [1, 2])
+
+
+def test_bad_inputs_are_one_clear_line(model, sae, tokenizer):
+    run = A.attribute_features
+    with pytest.raises(ValueError, match="non-empty text"):
+        run(model, tokenizer, sae, LAYER, "")
+    with pytest.raises(ValueError, match="non-empty text"):
+        run(model, tokenizer, sae, LAYER, "   ")
+    with pytest.raises(ValueError, match="at least two tokens"):
+        run(model, tokenizer, sae, LAYER, "rain")
+    with pytest.raises(ValueError, match="not one token of the vocabulary.*unknown"):
+        run(model, tokenizer, sae, LAYER, PROMPT, target="zebra")
+    with pytest.raises(ValueError, match="encodes to 2 token"):
+        run(model, tokenizer, sae, LAYER, PROMPT, target="the city")
+    with pytest.raises(ValueError, match="token id 999 is out of range"):
+        run(model, tokenizer, sae, LAYER, PROMPT, target=999)
+    with pytest.raises(ValueError, match="same token"):
+        run(model, tokenizer, sae, LAYER, PROMPT, target="rain", contrast="rain")
+    with pytest.raises(ValueError, match="layer 9 is out of range"):
+        run(model, tokenizer, sae, 9, PROMPT)
+    wide = make_sae(SAEConfig(architecture="topk", d_in=16, expansion=2, k=4))
+    with pytest.raises(ValueError, match="d_in = 16"):
+        run(model, tokenizer, wide, LAYER, PROMPT)
+    res = run(model, tokenizer, sae, LAYER, PROMPT)
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match=">= 1"):
+            res.top(bad)
+    with pytest.raises(ValueError, match="n must be"):
+        A.ablation_effects(model, sae, res, n=0)
+    with pytest.raises(ValueError, match="feature 999 is out of range"):
+        A.ablation_effects(model, sae, res, [999])
+    with pytest.raises(ValueError, match="n_features"):
+        A.attribution_vs_ablation(model, tokenizer, sae, LAYER, [PROMPT], n_features=0)
+    with pytest.raises(ValueError, match="at least one prompt"):
+        A.attribution_vs_ablation(model, tokenizer, sae, LAYER, [])
+    with pytest.raises(ValueError, match="non-empty"):
+        A.top_next_tokens(model, tokenizer, "")
+    # every hook is gone after the failures
+    torch.testing.assert_close(
+        _clean_logits(model, tokenizer),
+        tiny_llama().eval()(**tokenizer(PROMPT, return_tensors="pt")).logits[0, -1],
+    )
