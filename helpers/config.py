@@ -144,6 +144,9 @@ class Profile:
     # 03 superposition: Adam steps per toy model (the widget's too) and TopK SAE steps on its hidden vectors
     toy_steps: int = 1000
     toy_sae_steps: int = 200
+    # 04 neurons vs features: held-out firings a unit needs to be shown; bootstrap resamples of the units
+    units_min_eval_fires: int = 20
+    units_boot: int = 1000
     # 06 steering: new tokens per steered text
     steer_new_tokens: int = 20
     steer_prompts: int = 16  # neutral prompts per measured point (each sampled steer_samples times)
@@ -184,6 +187,8 @@ CI = Profile(
     bad_run_tokens=512,
     steer_new_tokens=8,
     toy_steps=100,
+    units_min_eval_fires=2,
+    units_boot=200,
     toy_sae_steps=30,
     steer_prompts=4,
     steer_samples=1,

@@ -2,13 +2,18 @@
 
 A label is built from evidence the SAE and the data give: the tokens most *enriched* where the
 feature fires (P(token | feature active) / P(token), on training rows), the tokens its decoder
-direction promotes through the unembedding, and its most over-represented theme. Its detection
-score asks whether that evidence predicts where the feature fires on held-out documents: the
-AUROC of "the enrichment of the current token" against "the feature fires here". A random
-label (another feature's evidence) gives the baseline.
+direction *promotes* through the unembedding, and its most over-represented theme. It reads
+``'solar'/'panel'/'energy' | ↑'s'/'cells' | Science & Nature``.
+
+Its **label detection AUROC** (:func:`label_detection_scores`) asks whether exactly what the label
+says predicts where the feature fires on held-out documents: the label, used as a detector, flags a
+held-out token when the token is one of the label's enriched tokens, and again when the *next*
+token is one of its promoted tokens. A random label (another feature's) gives the baseline.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -42,7 +47,7 @@ def enrichment(
 
 @torch.no_grad()
 def top_logit_tokens(W_dec: torch.Tensor, W_U: torch.Tensor, k: int = 3, chunk: int = 512) -> np.ndarray:
-    """The ``k`` tokens each feature's decoder direction promotes most: ``[d_sae, k]``."""
+    """The ``k`` tokens each direction (a row of ``W_dec``) promotes most: ``[n_directions, k]``."""
     out = []
     for s in range(0, len(W_dec), chunk):
         out.append(torch.topk(W_dec[s : s + chunk].float() @ W_U.T, k, dim=-1).indices.cpu().numpy())
@@ -59,43 +64,180 @@ def _auroc(fires: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[fires].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def detection_scores(
+def auroc_rows(fires: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """:func:`_auroc` of every row of ``fires`` [units, tokens] (bool) against the same row of
+    ``score`` (small whole numbers: a detector's count of hits), all rows at once.
+
+    With few score levels the rank sum reduces to counting: a positive at level ``l`` beats the
+    negatives below ``l`` and ties, counted half, with those at ``l``. One pass per level, no sort
+    (sorting 3,000 rows of 5,000 tokens takes seconds; this takes milliseconds). NaN where a row has
+    no positive or no negative."""
+    fires = np.asarray(fires, dtype=bool)
+    score = np.asarray(score)
+    score = score.view(np.int8) if score.dtype == bool else score
+    if fires.shape != score.shape or fires.ndim != 2:
+        raise ValueError(
+            f"fires {fires.shape} and score {score.shape} must be the same [units, tokens] shape"
+        )
+    if not np.issubdtype(score.dtype, np.integer) or (score.size and score.max() - score.min() > 15):
+        raise ValueError("auroc_rows takes small whole-number scores (counts of hits); use _auroc per row")
+    ax = 0 if fires.T.flags.c_contiguous else 1  # reduce along the memory layout (transposed views)
+    f, sc = (fires.T, score.T) if ax == 0 else (fires, score)
+    f = f.view(np.int8)  # int8 sums with an int32 accumulator: several times faster than bool counts
+    n_pos = f.sum(ax, dtype=np.int32).astype(np.float64)
+    n_neg = fires.shape[1] - n_pos
+    wins = np.zeros(len(fires))
+    neg_below = np.zeros(len(fires))
+    for lv in range(int(score.min()), int(score.max()) + 1) if score.size else ():
+        at = (sc == lv).view(np.int8)
+        pos_at = (at & f).sum(ax, dtype=np.int32)
+        neg_at = at.sum(ax, dtype=np.int32) - pos_at
+        wins += pos_at * (neg_below + 0.5 * neg_at)
+        neg_below += neg_at
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = wins / (n_pos * n_neg)
+    out[(n_pos == 0) | (n_neg == 0)] = np.nan
+    return out
+
+
+def next_tokens(token_ids: np.ndarray, doc_ids: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The token that follows each row in its document, or -1 where it is not stored (a document's
+    last row; rows of a document are consecutive, in position order)."""
+    out = np.full(len(token_ids), -1, dtype=np.int64)
+    same = (doc_ids[1:] == doc_ids[:-1]) & (positions[1:] == positions[:-1] + 1)
+    out[:-1][same] = token_ids[1:][same]
+    return out
+
+
+@dataclass(frozen=True)
+class LabelParts:
+    """Exactly what each feature's label says, as token ids: ``enriched`` [features, n_tokens] and
+    ``promoted`` [features, n_promoted] (-1 pads a shorter list), ``theme`` [features] (a theme's
+    position in the themes, -1 for "any theme")."""
+
+    features: np.ndarray
+    enriched: np.ndarray
+    promoted: np.ndarray
+    theme: np.ndarray
+    themes: tuple[str, ...]
+
+
+def label_parts(
+    lifts: pd.DataFrame,
+    enr: pd.DataFrame,
+    logit_top: np.ndarray,
+    n_tokens: int = 3,
+    n_promoted: int = 2,
+    theme_lift: float = 1.5,
+) -> LabelParts:
+    """The pieces of the label of every feature of ``lifts`` ([feature x theme] lifts on training
+    rows): its ``n_tokens`` most enriched tokens (``enr``, sorted as :func:`enrichment` sorts), the
+    first ``n_promoted`` of ``logit_top[feature]``, and its theme if the lift reaches ``theme_lift``."""
+    if n_promoted > logit_top.shape[1]:
+        raise ValueError(f"n_promoted = {n_promoted} but logit_top holds {logit_top.shape[1]} tokens per row")
+    features = lifts.index.to_numpy().astype(np.int64)
+    top = enr.groupby("feature").head(n_tokens)
+    rank = top.groupby("feature").cumcount().to_numpy()
+    enriched = np.full((len(features), n_tokens), -1, dtype=np.int64)
+    pos = pd.Series(np.arange(len(features)), index=features).reindex(top["feature"].to_numpy())
+    ok = pos.notna().to_numpy()
+    enriched[pos.to_numpy()[ok].astype(int), rank[ok]] = top["token"].to_numpy()[ok]
+    L = lifts.to_numpy()
+    theme = np.where(L.max(1) >= theme_lift, L.argmax(1), -1)
+    return LabelParts(
+        features=features,
+        enriched=enriched,
+        promoted=np.asarray(logit_top)[features, :n_promoted].astype(np.int64),
+        theme=theme.astype(np.int64),
+        themes=tuple(lifts.columns),
+    )
+
+
+def _hits(tokens: np.ndarray, label_tokens: np.ndarray) -> np.ndarray:
+    """[features, rows] 1 where the row's token is one of the feature's ``label_tokens`` (-1 pads
+    and never matches): a [features x distinct tokens] membership table, then one gather."""
+    vocab, col = np.unique(tokens, return_inverse=True)
+    at = np.clip(np.searchsorted(vocab, label_tokens), 0, len(vocab) - 1)
+    match = (vocab[at] == label_tokens) & (label_tokens >= 0)
+    member = np.zeros((len(vocab), len(label_tokens)), dtype=np.int8)
+    member[at[match], np.nonzero(match)[0]] = 1
+    return member[col].T  # gathering rows is ~20x faster than columns; the view is [features, rows]
+
+
+def fires_matrix(index: FeatureIndex, features: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """[features, rows] True where the feature fires (is in ``index``) on that row (a transposed
+    view, laid out as :func:`_hits` lays out its matrices, so elementwise work between them is fast)."""
+    col = np.full(index.n_tokens, -1, dtype=np.int64)
+    col[rows] = np.arange(len(rows))
+    fpos = np.full(index.d_sae, -1, dtype=np.int64)
+    fpos[features] = np.arange(len(features))
+    lat = index.latents
+    keep = (col[index.rows] >= 0) & (fpos[lat] >= 0)
+    out = np.zeros((len(rows), len(features)), dtype=bool)
+    out[col[index.rows[keep]], fpos[lat[keep]]] = True
+    return out.T
+
+
+def label_detection_scores(
     index: FeatureIndex,
     token_ids: np.ndarray,
+    next_ids: np.ndarray,
     eval_mask: np.ndarray,
-    enr: pd.DataFrame,
-    features: np.ndarray,
+    parts: LabelParts,
     seed: int = 0,
     theme_codes: np.ndarray | None = None,
-    theme_lift: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """For each feature, AUROC on the eval rows of its label's token evidence (``auroc``) and,
-    given ``theme_codes`` per row and ``theme_lift`` [feature x theme], of its theme evidence
-    (``auroc_theme``: the lift of the row's theme); each beside the same score computed with a
-    random other feature's evidence (``*_random``). NaN where the feature never (or always)
-    fires on eval."""
-    V = int(token_ids.max()) + 1
+    """The **label detection AUROC** of every feature of ``parts`` on the rows of ``eval_mask``.
+
+    The label is used as a detector of where its feature fires, and scores each held-out token by
+    what the label says, nothing more:
+
+    * ``enriched_auroc``: score 1 if the token is one of the label's enriched tokens (the
+      ``n_tokens`` it shows; the label claims the feature fires *on* them);
+    * ``promoted_auroc``: score 1 if the *next* token of the document is one of its promoted tokens
+      (the decoder direction pushes them up through the unembedding: a claim about what comes
+      next, so the token after, never the current one; 0 at a document's last stored token);
+    * ``label_auroc``, the headline: the sum of the two (0, 1 or 2). It ranks a token both parts
+      flag above a token one part flags above the rest, with no weights to fit: weights fitted on
+      the held-out rows would leak the answer, and fitted on training rows they would score a model
+      built on top of the label rather than the label.
+
+    The enrichment *ratios* are not used: the label shows which tokens, not how enriched they are.
+    The AUROC of a 0/1 detector is (hit rate + correct-rejection rate) / 2, so 0.5 is chance and
+    1 means it flags every firing and nothing else. Each score sits beside ``*_random``: the same
+    detector with another feature's label (a seeded derangement, never its own). With
+    ``theme_codes`` (each row's theme, coded as ``parts.themes``), ``theme_auroc`` scores the label's
+    theme (1 on tokens of documents of that theme; "any theme" flags nothing: 0.5). ``eval_fires``
+    counts the held-out firings; NaN where a feature never (or always) fires on the held-out rows.
+
+    Vectorised: [features x held-out tokens] 0/1 matrices and :func:`auroc_rows`."""
+    features = parts.features
+    if len(next_ids) != len(token_ids) or len(eval_mask) != len(token_ids):
+        raise ValueError("token_ids, next_ids and eval_mask must have one entry per store row")
     eval_rows = np.flatnonzero(eval_mask)
-    eval_tok = token_ids[eval_rows]
-    tables = {f: (g["token"].to_numpy(), g["ratio"].to_numpy()) for f, g in enr.groupby("feature")}
+    fires = fires_matrix(index, features, eval_rows)
     perm = np.random.default_rng(seed).permutation(len(features))
-    donor = dict(zip(features[perm], features[np.roll(perm, 1)], strict=True))  # never itself (if > 1)
-    lut = np.zeros(V)
-    rows = []
-    for f in features:
-        fires = index.values_at(int(f), eval_rows) > 0
-        res = {"feature": int(f), "eval_fires": int(fires.sum())}
-        for name, src in (("auroc", f), ("auroc_random", donor[f])):
-            tok, ratio = tables.get(int(src), (np.array([], int), np.array([])))
-            lut[:] = 0.0
-            lut[tok] = ratio
-            res[name] = _auroc(fires, lut[eval_tok])
-        if theme_codes is not None and theme_lift is not None:
-            ev_theme = theme_codes[eval_rows]
-            res["auroc_theme"] = _auroc(fires, theme_lift.loc[f].to_numpy()[ev_theme])
-            res["auroc_theme_random"] = _auroc(fires, theme_lift.loc[donor[f]].to_numpy()[ev_theme])
-        rows.append(res)
-    return pd.DataFrame(rows).set_index("feature")
+    donor = np.empty(len(features), dtype=np.int64)
+    donor[perm] = np.roll(perm, 1)  # never itself (if more than one feature)
+    cur, nxt = token_ids[eval_rows], next_ids[eval_rows]
+    out = {"eval_fires": fires.sum(1)}
+    for suffix, take in (("", slice(None)), ("_random", donor)):
+        e = _hits(cur, parts.enriched[take])
+        p = _hits(nxt, parts.promoted[take])
+        out["label_auroc" + suffix] = auroc_rows(fires, e + p)
+        out["enriched_auroc" + suffix] = auroc_rows(fires, e)
+        out["promoted_auroc" + suffix] = auroc_rows(fires, p)
+        if theme_codes is not None:
+            th = parts.theme[take]
+            t = ((theme_codes[eval_rows][None, :] == th[:, None]) & (th[:, None] >= 0)).astype(np.int8)
+            out["theme_auroc" + suffix] = auroc_rows(fires, t)
+    order = ["eval_fires"] + [
+        n + s
+        for n in ("label_auroc", "enriched_auroc", "promoted_auroc", "theme_auroc")
+        for s in ("", "_random")
+    ]
+    df = pd.DataFrame(out, index=pd.Index(features, name="feature"))
+    return df[[c for c in order if c in df.columns]]
 
 
 def build_labels(
@@ -105,23 +247,25 @@ def build_labels(
     tokenizer,
     n_tokens: int = 3,
     theme_lift: float = 1.5,
+    n_promoted: int = 2,
 ) -> pd.DataFrame:
     """One label per feature of ``lifts`` (its theme lifts on the training rows):
-    ``enriched tokens | ↑ promoted tokens | theme``."""
+    ``enriched tokens | ↑ promoted tokens | theme``, from the same :func:`label_parts` that
+    :func:`label_detection_scores` scores."""
+    parts = label_parts(lifts, enr, logit_top, n_tokens, n_promoted, theme_lift)
 
     def show(t):
         return repr(tokenizer.decode([int(t)]).strip() or tokenizer.decode([int(t)]))
 
-    top_enr = enr.groupby("feature").head(n_tokens).groupby("feature")["token"].apply(list)
     rows = []
-    for f, r in lifts.iterrows():
-        toks = [show(t) for t in top_enr.get(f, [])]
-        ups = [show(t) for t in logit_top[f][:2]]
-        theme = r.idxmax() if r.max() >= theme_lift else "any theme"
+    for f, enr_t, up_t, th in zip(parts.features, parts.enriched, parts.promoted, parts.theme, strict=True):
+        toks = [show(t) for t in enr_t if t >= 0]
+        ups = [show(t) for t in up_t]
+        theme = parts.themes[th] if th >= 0 else "any theme"
         label = f"{'/'.join(toks) or '(no enriched token)'} | ↑{'/'.join(ups)} | {theme}"
         rows.append(
             {
-                "feature": f,
+                "feature": int(f),
                 "label": label,
                 "enriched_tokens": " ".join(toks),
                 "promoted_tokens": " ".join(ups),

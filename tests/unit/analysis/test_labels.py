@@ -1,0 +1,120 @@
+"""Automatic labels and their label detection AUROC, on synthetic indices whose answer is known."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.analysis import features as F
+from helpers.analysis import labels as autolabel
+
+# two documents: rows 0..7 (doc 0) and 8..11 (doc 1), positions consecutive
+TOKENS = np.array([5, 9, 5, 7, 6, 9, 5, 8, 7, 5, 9, 6])
+DOCS = np.array([0] * 8 + [1] * 4)
+POS = np.concatenate([np.arange(1, 9), np.arange(1, 5)])
+THEMES = ("A", "B")
+
+
+def index_from_rows(fire_rows: dict[int, list[int]], n_rows: int, d: int) -> F.FeatureIndex:
+    f = np.zeros((n_rows, d), np.float32)
+    for i, rows in fire_rows.items():
+        f[rows, i] = 1.0
+    r, c = np.nonzero(f)
+    return F.FeatureIndex.from_entries(r, c, f[r, c], n_rows, d)
+
+
+def parts(enriched, promoted, theme=(-1, -1, -1)):
+    n = len(enriched)
+    return autolabel.LabelParts(
+        features=np.arange(n),
+        enriched=np.array(enriched),
+        promoted=np.array(promoted),
+        theme=np.array(theme[:n]),
+        themes=THEMES,
+    )
+
+
+def test_next_tokens_stop_at_document_ends():
+    nxt = autolabel.next_tokens(TOKENS, DOCS, POS)
+    assert nxt.tolist() == [9, 5, 7, 6, 9, 5, 8, -1, 5, 9, 6, -1]
+    gap = POS.copy()
+    gap[3:] += 1  # row 3 is not the token after row 2: unknown
+    assert autolabel.next_tokens(TOKENS, DOCS, gap)[2] == -1
+
+
+def test_auroc_rows_matches_the_rank_sum_per_row():
+    rng = np.random.default_rng(0)
+    fires = rng.random((20, 50)) < 0.2
+    fires[3] = False  # no positive: NaN
+    fires[4] = True  # no negative: NaN
+    score = rng.integers(0, 3, (20, 50))
+    got = autolabel.auroc_rows(fires, score)
+    want = [autolabel._auroc(f, s) for f, s in zip(fires, score, strict=True)]
+    np.testing.assert_allclose(got, want, equal_nan=True)
+    assert np.isnan(got[3]) and np.isnan(got[4])
+    with pytest.raises(ValueError, match="small whole-number"):
+        autolabel.auroc_rows(fires, rng.random((20, 50)))
+
+
+def test_label_detection_by_hand():
+    # feature 0 fires on token 5 and its label says '5'; feature 1 fires before a 9 and promotes 9
+    index = index_from_rows({0: [0, 2, 6, 9], 1: [0, 4, 9]}, len(TOKENS), 2)
+    p = parts(enriched=[[5, -1, -1], [4, -1, -1]], promoted=[[3, 3], [9, 3]])
+    nxt = autolabel.next_tokens(TOKENS, DOCS, POS)
+    s = autolabel.label_detection_scores(index, TOKENS, nxt, np.ones(len(TOKENS), bool), p)
+    assert s.loc[0, "eval_fires"] == 4 and s.loc[1, "eval_fires"] == 3
+    assert s.loc[0, ["label_auroc", "enriched_auroc", "promoted_auroc"]].tolist() == [1.0, 1.0, 0.5]
+    assert s.loc[1, ["label_auroc", "enriched_auroc", "promoted_auroc"]].tolist() == [1.0, 0.5, 1.0]
+    # random: feature 0 read with feature 1's label flags rows 0, 4, 9 (next token 9): hits 2 of 4
+    # firings, 1 of 8 others -> (0.5 + 7/8) / 2; feature 1 with feature 0's label flags 0, 2, 6, 9
+    assert s.loc[0, "label_auroc_random"] == pytest.approx((0.5 + 7 / 8) / 2)
+    assert s.loc[1, "label_auroc_random"] == pytest.approx((2 / 3 + 7 / 9) / 2)
+    assert "theme_auroc" not in s.columns
+
+
+def test_both_parts_add_up_and_eval_rows_only():
+    # fires on 5 and on the token before 9: the sum ranks rows flagged twice highest
+    index = index_from_rows({0: [0, 2, 4, 9], 1: [1]}, len(TOKENS), 2)
+    p = parts(enriched=[[5, -1, -1], [8, -1, -1]], promoted=[[9, 9], [6, 6]])
+    nxt = autolabel.next_tokens(TOKENS, DOCS, POS)
+    mask = DOCS == 0  # held-out rows: doc 0 only
+    s = autolabel.label_detection_scores(index, TOKENS, nxt, mask, p)
+    # doc 0, feature 0 fires on rows 0 (5, next 9), 2 (5), 4 (next 9); row 6 (5, next 8) does not
+    e = np.isin(TOKENS[mask], [5]).astype(int)
+    q = np.isin(nxt[mask], [9]).astype(int)
+    fires = np.isin(np.arange(8), [0, 2, 4])
+    assert s.loc[0, "eval_fires"] == 3
+    assert s.loc[0, "label_auroc"] == pytest.approx(autolabel._auroc(fires, e + q))
+    assert s.loc[0, "enriched_auroc"] == pytest.approx(autolabel._auroc(fires, e))
+    assert s.loc[0, "promoted_auroc"] == pytest.approx(autolabel._auroc(fires, q))
+
+
+def test_theme_part_scores_the_labels_theme():
+    index = index_from_rows({0: [8, 9, 10, 11], 1: [8, 9], 2: [1, 2]}, len(TOKENS), 3)
+    p = parts(enriched=[[-1]] * 3, promoted=[[-1]] * 3, theme=(1, -1, 0))
+    theme_codes = DOCS.copy()  # doc 0 is theme A, doc 1 theme B
+    nxt = autolabel.next_tokens(TOKENS, DOCS, POS)
+    s = autolabel.label_detection_scores(index, TOKENS, nxt, np.ones(12, bool), p, theme_codes=theme_codes)
+    assert s.loc[0, "theme_auroc"] == 1.0  # fires on every token of theme B, labelled B
+    assert s.loc[1, "theme_auroc"] == 0.5  # "any theme" flags nothing
+    assert s.loc[2, "theme_auroc"] == pytest.approx((1 + 4 / 10) / 2)  # both firings in A; 6 of 10 others too
+    assert s.loc[0, "label_auroc"] == 0.5  # no tokens: nothing flagged
+
+
+def test_label_parts_and_build_labels_say_the_same():
+    index = index_from_rows({0: [0, 2, 6, 9], 1: [3, 8]}, len(TOKENS), 2)
+    enr = autolabel.enrichment(index, TOKENS, np.ones(12, bool), min_count=1)
+    lifts = pd.DataFrame([[1.0, 2.0], [1.2, 1.1]], index=[0, 1], columns=list(THEMES))
+    logit_top = np.array([[11, 12, 13], [21, 22, 23]])
+    p = autolabel.label_parts(lifts, enr, logit_top, n_tokens=3, n_promoted=2)
+    assert p.enriched.tolist() == [[5, -1, -1], [7, -1, -1]]
+    assert p.promoted.tolist() == [[11, 12], [21, 22]] and p.theme.tolist() == [1, -1]
+
+    class Tok:
+        def decode(self, ids):
+            return f"t{ids[0]}"
+
+    lab = autolabel.build_labels(lifts, enr, logit_top, Tok())
+    assert lab.loc[0, "label"] == "'t5' | ↑'t11'/'t12' | B"
+    assert lab.loc[1, "label"] == "'t7' | ↑'t21'/'t22' | any theme"
+    with pytest.raises(ValueError, match="n_promoted"):
+        autolabel.label_parts(lifts, enr, logit_top, n_promoted=4)

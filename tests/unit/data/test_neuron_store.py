@@ -1,0 +1,54 @@
+"""Neurons lined up with the activation store: rebuilt documents re-fed, checked by the residual."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import config
+from helpers.config import GenerationConfig
+from helpers.data import pipeline
+from helpers.data.neuron_store import first_tokens_of, store_neurons, store_sequences
+from helpers.data.store import Store
+from tests.conftest import TEXTS, tiny_llama
+
+
+@pytest.fixture
+def made(tmp_path, monkeypatch, tokenizer):
+    monkeypatch.setattr(config, "ROOT", tmp_path)
+    monkeypatch.setenv("WORKBOOK_PROFILE", "full")
+    model = tiny_llama()
+    prompts = pd.DataFrame({"id": [0, 1, 2], "theme": ["a", "b", "a"], "prompt": TEXTS[:3]})
+    cfg = GenerationConfig(samples_per_prompt=2, max_new_tokens=4, min_new_tokens=4)
+    docs, store = pipeline.generations_and_store(model, tokenizer, prompts, cfg, layer=1, progress=False)
+    return model, docs, store
+
+
+def test_neurons_line_up_with_the_store(made, tokenizer):
+    model, docs, store = made
+    out = store_neurons(model, tokenizer, store, docs, batch_size=2, progress=False)
+    assert out.neurons.shape == (len(store), 64) and out.layer == 1
+    assert out.resid_error < 1e-4  # the residual re-captured with them equals the store's
+
+
+def test_sequences_rebuild_later_samples_from_their_prompt(made, tokenizer):
+    _, docs, store = made
+    ids, seqs, keeps = store_sequences(store, docs, first_tokens_of(docs, tokenizer))
+    by = docs.set_index("doc_id")
+    for d, s, k in zip(ids, seqs, keeps, strict=True):
+        np.testing.assert_array_equal(s[k], store.token_ids[store.doc_ids == d])
+        n_prompt = by.loc[d, "prompt_tokens"]
+        assert s[:n_prompt].tolist() == tokenizer(TEXTS[by.loc[d, "prompt_id"]]).input_ids
+        assert not k[0] and (by.loc[d, "sample"] == 0 or not k[1:n_prompt].any())
+
+
+def test_a_store_from_other_documents_is_refused(made, tokenizer):
+    model, docs, store = made
+    other = Store(store.acts + 1.0, store.token_ids, store.doc_ids, store.positions, store.layer, store.model)
+    with pytest.raises(ValueError, match="re-run notebook 02"):
+        store_neurons(model, tokenizer, other, docs, progress=False)
+    keep = ~((store.doc_ids == 0) & (store.positions == 2))  # a prompt token nobody else stores
+    gap = Store(
+        store.acts[keep], store.token_ids[keep], store.doc_ids[keep], store.positions[keep], 1, "tiny"
+    )
+    with pytest.raises(ValueError, match="position 2"):
+        store_neurons(model, tokenizer, gap, docs, progress=False)
