@@ -147,6 +147,8 @@ class Profile:
     # 04 neurons vs features: held-out firings a unit needs to be shown; bootstrap resamples of the units
     units_min_eval_fires: int = 20
     units_boot: int = 1000
+    # 04 feature splitting: narrower SAEs (x d_model) trained with the main TopK recipe beside the x8 one
+    split_widths: tuple[int, ...] = (1, 2)
     # 06 steering: new tokens per steered text
     steer_new_tokens: int = 20
     steer_prompts: int = 16  # neutral prompts per measured point (each sampled steer_samples times)

@@ -8,16 +8,19 @@ active profile's size with the profile's generation config (:mod:`helpers.config
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from helpers.config import GenerationConfig, active_profile, paths
+from helpers.config import GenerationConfig, Profile, active_profile, paths
 from helpers.data.corpus import corpus_meta, load_corpus
 from helpers.data.generation import generate, generation_params, generations_frame
 from helpers.data.layer_scan import load_chosen_layer, recommend_layer, save_scan, scan_layers
 from helpers.data.prompts import load_prompts
+from helpers.data.split import split_by_prompt
 from helpers.data.store import (
     Store,
     build_store,
@@ -25,6 +28,7 @@ from helpers.data.store import (
     from_capture,
     load_store,
     save_store,
+    store_key,
     store_meta,
 )
 from helpers.files import commit, params_key, save_csv, verify
@@ -234,3 +238,76 @@ def corpus_store(
         f"({len(store) / seconds:,.0f} tokens/s) -> {path.name} (float16)"
     )
     return docs, store
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """What an SAE of notebook 03 trains and is judged on: both stores split by prompt.
+
+    ``X_train`` is the corpus's training rows then the analysis set's, ``train_docs`` their document
+    ids in one id space (corpus ids + 1,000,000); ``X_eval`` the held-out analysis rows (the headline
+    numbers), ``X_eval_corpus`` the held-out corpus rows, ``eval_docs`` the held-out analysis
+    documents. Rows are float32; corpus rows are rounded to float16 as the corpus store saves them,
+    also on the run that captures it, so a key always names the same rows. ``data_key`` names the data
+    in :func:`helpers.sae.train.train_or_load`'s cache: the same stores and split give the same key,
+    so saved runs are reused."""
+
+    store: Store  # the analysis set (notebooks 04-06 read it)
+    docs: pd.DataFrame  # its generations
+    corpus: Store  # the training corpus's store
+    corpus_docs: pd.DataFrame
+    train_mask: np.ndarray  # over store rows
+    eval_mask: np.ndarray
+    corpus_train: np.ndarray  # over corpus rows
+    corpus_eval: np.ndarray
+    X_train: np.ndarray
+    train_docs: np.ndarray
+    X_eval: np.ndarray
+    X_eval_corpus: np.ndarray
+    eval_docs: np.ndarray
+    data_key: str
+
+
+def training_rows(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, profile: Profile, *, progress: bool = True
+) -> TrainingRows:
+    """The training and held-out rows of notebook 03, for ``profile``'s sizes and split.
+
+    The analysis store (rebuilt if missing, :func:`ensure_store`) and the corpus store (its first
+    ``profile.corpus_docs`` documents, :func:`corpus_store`) are each split by prompt
+    (``profile.eval_frac`` of each theme's prompts, ``profile.corpus_eval_frac`` of each domain's,
+    drawn with ``profile.seed``). One definition for notebook 03, the later notebooks that train
+    beside its SAE, and the bench, so they all train on the same rows under the same cache key."""
+    store = ensure_store(model, tokenizer)
+    docs = load_generations()
+    if docs is None:
+        raise ValueError(
+            f"{paths().generations.name} is missing or does not match its marker; re-run notebook 02"
+        )
+    corpus_docs, corpus = corpus_store(model, tokenizer, store.layer, profile.corpus_docs, progress=progress)
+    seed, eval_frac, corpus_frac = profile.seed, profile.eval_frac, profile.corpus_eval_frac
+    train_mask, eval_mask = split_by_prompt(store, docs, eval_frac, seed=seed)
+    c_train, c_eval = split_by_prompt(corpus, corpus_docs, corpus_frac, seed=seed)
+    # the corpus rows as saved (float16): a fresh capture is float32 in memory, and a key that is the same
+    # on every run must name the same rows
+    X_train = np.concatenate([corpus.acts[c_train], store.acts[train_mask]]).astype(np.float32, copy=False)
+    n_c = int(c_train.sum())
+    X_train[:n_c] = X_train[:n_c].astype(np.float16)
+    train_docs = np.concatenate([corpus.doc_ids[c_train] + 1_000_000, store.doc_ids[train_mask]])
+    data_key = f"{store_key()}+{store_key(paths().corpus_store)}|split{seed}-{eval_frac}-{corpus_frac}"
+    return TrainingRows(
+        store=store,
+        docs=docs,
+        corpus=corpus,
+        corpus_docs=corpus_docs,
+        train_mask=train_mask,
+        eval_mask=eval_mask,
+        corpus_train=c_train,
+        corpus_eval=c_eval,
+        X_train=X_train,
+        train_docs=train_docs,
+        X_eval=store.acts[eval_mask],
+        X_eval_corpus=corpus.acts[c_eval].astype(np.float16).astype(np.float32),
+        eval_docs=np.unique(store.doc_ids[eval_mask]),
+        data_key=data_key,
+    )
