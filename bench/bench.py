@@ -385,7 +385,13 @@ def budgets(res: dict) -> list[dict]:
         # features, splitting, attribution)
         ref = 216 if res.get("machine", {}).get("matmul_gflops", 0) > 250 else 354
         limit = 2.5 * ref + 180
-        add("all notebooks, full profile", f"{total / 60:.1f}", f"<= {limit / 60:.1f} min", total <= limit, " min")
+        add(
+            "all notebooks, full profile",
+            f"{total / 60:.1f}",
+            f"<= {limit / 60:.1f} min",
+            total <= limit,
+            " min",
+        )
         add("peak memory, full profile", f"{peak:.2f}", "< 6 GB", peak < 6 * 1e9 / 2**30, " GiB")
     return out
 
