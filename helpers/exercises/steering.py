@@ -15,11 +15,10 @@ CLAMP_EDIT = [
 ]
 
 
-def check_clamp_edit(fn: Callable) -> None:
-    """Exercise: h + (c - f_i(h)) · W_dec,i in raw space, for an SAE that still scales its inputs."""
+def clamp_case():
+    """The fixed case: an L1 SAE still scaling its inputs by 0.5, 4 residual vectors, feature 2 set to 3."""
     import torch
 
-    from helpers.analysis import steering
     from helpers.config import SAEConfig
     from helpers.sae.model import make_sae
 
@@ -30,8 +29,16 @@ def check_clamp_edit(fn: Callable) -> None:
         sae.b_enc.fill_(0.5)
         sae.b_dec.copy_(torch.randn(6, generator=g))
         sae.scale.fill_(0.5)
-    h = torch.randn(4, 6, generator=g)
-    i, c = 2, 3.0
+    return sae, torch.randn(4, 6, generator=g), 2, 3.0
+
+
+def check_clamp_edit(fn: Callable) -> None:
+    """Exercise: h + (c - f_i(h)) · W_dec,i in raw space, for an SAE that still scales its inputs."""
+    import torch
+
+    from helpers.analysis import steering
+
+    sae, h, i, c = clamp_case()
     want = torch.tensor(CLAMP_EDIT)
     with torch.no_grad():
         got = torch.as_tensor(

@@ -98,18 +98,9 @@ def test_stored_expected_values_equal_the_reference():
     X[lab == 1, 6] += 0.2 + rng.exponential(0.01, 20)
     for c, want in ex_clustering.LIFT_RANKING.items():
         assert clustering.lift_ranking(X, lab, c, 3).tolist() == want
-    from helpers.config import SAEConfig
-    from helpers.sae.model import make_sae
-
-    sae = make_sae(SAEConfig(architecture="l1", d_in=6, expansion=2, seed=3))
-    g = torch.Generator().manual_seed(0)
+    sae, h, i, c = ex_steering.clamp_case()
     with torch.no_grad():
-        sae.W_enc.copy_(torch.randn(6, 12, generator=g))
-        sae.b_enc.fill_(0.5)
-        sae.b_dec.copy_(torch.randn(6, generator=g))
-        sae.scale.fill_(0.5)
-        h = torch.randn(4, 6, generator=g)
-        got = steering.clamp_edit(h, sae, [2], [3.0])
+        got = steering.clamp_edit(h, sae, [i], [c])
     assert torch.allclose(got, torch.tensor(ex_steering.CLAMP_EDIT), atol=2e-6)
 
 
