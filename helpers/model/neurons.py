@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from helpers.model.blocks import accepts, get_blocks, validate_layer
 from helpers.model.hooks import run_until
+from helpers.progress import progress_bar
 
 # the MLP's output projection, whose input is the neuron activations, in the architectures we meet
 _OUT_PROJ = ("down_proj", "c_proj", "dense_4h_to_h", "fc2")
@@ -102,7 +102,9 @@ def capture_neurons(
     parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     try:
         batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
-        for idx in tqdm(batches, desc=f"neurons of block {layer}", disable=not progress or len(batches) < 4):
+        for idx in progress_bar(
+            batches, desc=f"neurons of block {layer}", disable=not progress or len(batches) < 4
+        ):
             width = max(len(seqs[i]) for i in idx)
             ids = torch.zeros(len(idx), width, dtype=torch.long)
             mask = torch.zeros(len(idx), width, dtype=torch.long)
