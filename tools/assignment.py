@@ -6,7 +6,10 @@ nbgrader can use the notebooks directly, while the workbook itself never imports
 - an **exercise** cell is tagged ``exercise`` and carries ``nbgrader.solution = true``; its
   answer sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION``;
 - a **graded** cell is tagged ``graded`` (and ``nbval-check-output``) and carries
-  ``nbgrader.grade = true``, ``locked = true``, ``points`` and a stable ``grade_id``.
+  ``nbgrader.grade = true``, ``locked = true``, ``points`` and a stable ``grade_id``;
+- a **manual** answer is a markdown cell tagged ``manual`` (nbgrader: ``solution`` and ``grade``, not
+  locked, ``points``): its rubric and model answer sit in one solution block, and the student version
+  holds ``YOUR ANSWER HERE`` in its place, as nbgrader writes it.
 
 ``python -m tools.assignment [--out student]`` writes the student versions (what
 ``make student`` runs): each solution replaced by ``# YOUR CODE HERE`` /
@@ -32,6 +35,8 @@ NB_VERSION = 4
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUDENT_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 EXERCISE_TAG, GRADED_TAG, CHECK_OUTPUT_TAG = "exercise", "graded", "nbval-check-output"
+MANUAL_TAG = "manual"  # a markdown answer graded by hand (nbgrader: solution and grade, not locked)
+MANUAL_STUB = "YOUR ANSWER HERE"
 # metadata of an executed run, not of the assignment: ~100 KB of widget state (with images) per notebook
 RUN_METADATA = ("widgets",)  # notebook level
 RUN_CELL_METADATA = ("execution", "widgets", "collapsed", "scrolled")  # cell level
@@ -72,6 +77,10 @@ def is_graded(cell: NotebookNode) -> bool:
     return cell.cell_type == "code" and GRADED_TAG in tags(cell)
 
 
+def is_manual(cell: NotebookNode) -> bool:
+    return cell.cell_type == "markdown" and MANUAL_TAG in tags(cell)
+
+
 def grade_id(cell: NotebookNode) -> str:
     return str(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", ""))
 
@@ -107,6 +116,24 @@ def metadata_problems(nb: NotebookNode, name: str = "notebook") -> list[str]:
         where = f"{name} cell {i}"
         source = cell.get("source", "")
         exercise, graded = is_exercise(cell), is_graded(cell)
+        if is_manual(cell):
+            want = {"solution": True, "grade": True, "locked": False}
+            if not meta or any(meta.get(k) is not v for k, v in want.items()) or not points(cell) > 0:
+                problems.append(
+                    f"{where}: a manual answer needs nbgrader solution, grade, unlocked and points"
+                )
+            elif meta.get("grade_id") in seen:
+                problems.append(
+                    f"{where}: grade_id {meta.get('grade_id')!r} already used "
+                    f"by cell {seen[meta['grade_id']]}"
+                )
+            else:
+                seen[meta.get("grade_id")] = i
+            if source.count(BEGIN) != 1 or source.count(END) != 1:
+                problems.append(
+                    f"{where}: a manual answer holds one {BEGIN} / {END} block (the rubric and model answer)"
+                )
+            continue
         if exercise and graded:
             problems.append(f"{where}: tagged both exercise and graded")
         if (exercise or graded) and not meta:
@@ -162,6 +189,8 @@ def student_cell(cell: NotebookNode) -> NotebookNode:
     """A copy of ``cell`` as a student receives it (solution stubbed, outputs and run metadata cleared)."""
     copy = nbformat.from_dict(dict(cell))
     copy.metadata = nbformat.from_dict({k: v for k, v in cell.metadata.items() if k not in RUN_CELL_METADATA})
+    if is_manual(copy):
+        copy.source = MANUAL_STUB
     if copy.cell_type == "code":
         copy.source = strip_solution(copy.source)
         copy.outputs = []

@@ -1,58 +1,46 @@
-"""Grade notebooks headless: run them in a fresh kernel, collect every graded cell's outcome.
+"""Grade notebooks headless: the student's answers run on hidden cases, judged outside their kernel.
 
-``python -m tools.grading [--submissions DIR] [--csv FILE]`` (what ``make grade`` runs)
-executes each notebook in the ``ci`` profile and prints a table (student, notebook, check,
-points, passed, first line of the failure) with totals, and writes it as CSV after every
-notebook (atomically), so an interrupted run leaves every row gathered so far.
+``python -m tools.grading [--submissions DIR] [--csv FILE]`` (what ``make grade`` runs) executes each
+notebook in the ``ci`` profile and prints a table (student, notebook, check, points, passed, first line
+of the failure) with totals; the CSV is rewritten (atomically) after every notebook.
 
-A submission is graded like nbgrader's autograde, with these guards:
+How a check is scored (what this module guarantees, each backed by a test in
+``tests/unit/tools/test_grading.py``):
 
-- the workbook's reference notebooks are read once, before any student's code runs;
-- every locked graded cell is restored from the reference (matched by ``grade_id``) and run
-  *guarded*: the check functions it names are imported fresh from ``helpers.exercises`` (the
-  whole ``helpers`` package re-read from disk for that cell, so a student's monkeypatch of the
-  checks or of the reference solutions they compare with is not seen), and the cell passes only
-  when it runs cleanly **and** prints a secret token drawn for this run, which only the guard
-  prints, after the check returned. Rebinding ``check_*``, ``print``, ``exec`` ... in the
-  student's namespace cannot produce it;
-- each student runs in a private folder: the working directory is a copy of the submission, and
-  ``WORKBOOK_OUTPUT`` points at a private output folder seeded from a read-only copy of the
-  reference notebooks' own outputs (:func:`prepared_outputs`, made once and cached), so a broken
-  notebook 01 costs only that student's checks and nothing reaches ``data/``, ``figures/`` or
-  ``.ci_out/``;
-- the workbook's code (``helpers/``, ``tools/``) is fingerprinted: a notebook that changes it gets
-  its checks voided and the files are put back (:class:`FileGuard`); changes to ``notebooks/``,
-  ``data/`` or ``figures/`` are reported;
-- cells that reach into the grader's machinery (``importlib``, ``sys.modules``, ``builtins``, IPython
-  hooks, frame inspection, rebinding a check or a builtin) are listed in a ``(review)`` row.
+- **Hidden cases, judged here.** Every graded cell is restored from the reference notebook and then
+  replaced by a cell that runs the student's answer (the arguments of its ``check_*`` call) on fresh
+  cases drawn by this process (seeded per run) and writes only the outputs to a file. This process reads
+  them (``allow_pickle=False``) and judges them against the reference functions it imported before any
+  student code ran. No expected value enters the student's kernel and nothing the kernel prints
+  counts: rebinding a check, printing ``PASSED``, a lookup table of the public cases, a patched
+  comparison helper or an edited ``helpers/`` cannot score.
+- **Reference use, read from the source.** A check scores 0 when the submission's own cells use the
+  ``helpers`` function the exercise asks the student to write, in any form :mod:`tools.source_scan`
+  recognises (called, aliased, imported under another name, through its module object, by its name in
+  a string, its ``__code__``), or the exercise module's internals.
+- **Isolation.** Each student runs in a fresh folder with an unguessable name, removed afterwards; their
+  output folder is written from the prepared reference outputs this process holds in memory; the cache
+  of those outputs is compared after each student and put back if changed (that student's checks
+  void); ``helpers/`` and ``tools/`` are put back if changed (checks void). One student's crash is a
+  row, never the end of the run; every student folder gets rows (missing or duplicated notebooks too).
 
-Execution continues after a cell raises and every ungraded cell that broke is reported as its
-own row; a cell stops at the per-cell limit and a notebook at the per-notebook limit (the rest of
-it is not run). A missing or corrupted notebook becomes rows in the table, never a crash.
+What it does not prevent (students run as the same user, in a Python kernel): code obfuscated past the
+source scan (names built at run time and reached through ``importlib``, ``eval`` ...), reading the
+process environment (where the diagnosis exercise's secret is), killing the grader, writing outside
+the workbook (the virtual environment, other users' files). Cells using such machinery are listed in a
+``(review)`` row: read those notebooks before trusting their score.
 
-What remains possible: the grader runs student code in the same Python process as the check, so
-code written to attack it (rebinding ``__builtins__`` or ``importlib``, IPython input hooks that
-read the guarded cell's source, inspecting the caller's frame, crafted ``.pyc`` files, writing into
-the virtual environment) can still forge a pass. Each of those needs names the ``(review)`` row
-lists; read such a notebook before trusting its score.
-
-:func:`invert_check` is nbgrader's ``validate`` / ``validate --invert`` in one execution: it
-runs a notebook and, at each exercise, runs the student version of the cell and its checks
-first (they must fail), then the solution and its checks (they must pass).
+``tools.invert`` is nbgrader's ``validate`` / ``validate --invert`` on the public self-checks.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import hashlib
-import math
+import importlib
 import os
-import re
+import pkgutil
 import secrets
-import shutil
 import signal
-import stat
 import sys
 import tempfile
 import time
@@ -61,45 +49,32 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from helpers.config import OUTPUT_ENV, PROFILE_ENV, ROOT
+import helpers
+from helpers.config import ROOT
+from helpers.exercises.common import Exercise, exercise_of, judge_all, read_cases, write_cases
 from helpers.files import save_csv
+from helpers.sae.bad_runs import SECRET_ENV
+from tools import isolation
 from tools.assignment import (
-    checks_after,
     grade_id,
     graded_cells,
     is_exercise,
     is_graded,
+    is_manual,
     points,
     read_notebook,
-    student_cell,
     workbook_notebooks,
 )
+from tools.kernel import CellResult, first_line, run_cells
+from tools.source_scan import Guarded, check_calls, check_modules, reference_uses, review_findings
 
 CELL_TIMEOUT_S = 600  # one cell (ci profile: 12 s idle, 169 s seen on a loaded 2-core machine)
 NOTEBOOK_TIMEOUT_S = 1200  # one notebook, every cell together
 CACHE_DIR = ROOT / ".cache" / "grading"
-# committed inputs the notebooks read from the repository (part of the prepared outputs' key)
-INPUTS = ("data/prompts.csv", "data/corpus_prompts.csv", "data/corpus.csv.gz")
-RESTORED_CODE = ("helpers", "tools")  # put back if a notebook changes them
-WATCHED = ("notebooks", "data", "figures")  # reported if a notebook changes them
-
-
-@dataclass(frozen=True)
-class CellResult:
-    """What happened to one code cell: ``error`` is empty when it ran cleanly."""
-
-    ran: bool
-    error: str = ""
-    stdout: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.ran and not self.error
 
 
 @dataclass(frozen=True)
@@ -117,223 +92,100 @@ class Row:
 COLUMNS = list(Row.__dataclass_fields__)
 
 
-def first_line(text: str, limit: int = 160) -> str:
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    return (lines[0] if lines else "")[:limit]
-
-
-def _error_of(cell: NotebookNode) -> str:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            value = first_line(out.get("evalue", ""))
-            return f"{out.get('ename', 'Error')}: {value}" if value else str(out.get("ename", "Error"))
-    return ""
-
-
-def _stdout_of(cell: NotebookNode) -> str:
-    return "".join(
-        str(o.get("text", ""))
-        for o in cell.get("outputs", [])
-        if o.get("output_type") == "stream" and o.get("name") == "stdout"
-    )
-
-
-def run_cells(
-    cells: list[NotebookNode],
-    *,
-    cwd: Path,
-    profile: str = "ci",
-    timeout: int = CELL_TIMEOUT_S,
-    notebook_timeout: float | None = None,
-    output: Path | None = None,
-) -> list[CellResult]:
-    """Run ``cells`` in order in one fresh kernel, going on after a cell raises.
-
-    Returns one :class:`CellResult` per cell (markdown cells count as run). A cell past ``timeout``
-    seconds, the whole run past ``notebook_timeout`` seconds or a dead kernel ends the run: that cell
-    gets the error, the cells after it ``ran=False``. ``output`` becomes the kernel's
-    ``WORKBOOK_OUTPUT`` (where the notebooks write data/ and figures/).
-    """
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.from_dict(dict(c)) for c in cells]
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(cwd)}},
-    )
-    results: list[CellResult] = []
-    env = {**os.environ, PROFILE_ENV: profile, "PYTHONDONTWRITEBYTECODE": "1", "WORKBOOK_HEADLESS": "1"}
-    if output is not None:
-        env[OUTPUT_ENV] = str(output)
-    stopped = ""
-    try:
-        with client.setup_kernel(env=env):
-            deadline = time.monotonic() + notebook_timeout if notebook_timeout else math.inf
-            for i, cell in enumerate(nb.cells):
-                if stopped:
-                    results.append(CellResult(False, stopped))
-                    continue
-                if cell.cell_type != "code":
-                    results.append(CellResult(True))
-                    continue
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    stopped = f"not run: the notebook's limit of {notebook_timeout:g} s was reached"
-                    results.append(CellResult(False, stopped))
-                    continue
-                limit = timeout if left >= timeout else max(1, math.ceil(left))
-                client.timeout = limit
-                try:
-                    executed = client.execute_cell(cell, i)
-                except CellTimeoutError:
-                    whose = f" (the notebook's limit of {notebook_timeout:g} s)" if limit < timeout else ""
-                    results.append(CellResult(True, f"timed out after {limit} s{whose}"))
-                    stopped = f"not run: cell {i} timed out"
-                    continue
-                except DeadKernelError as err:
-                    results.append(CellResult(True, f"kernel died: {first_line(str(err))}"))
-                    stopped = f"not run: the kernel died in cell {i}"
-                    continue
-                results.append(CellResult(True, _error_of(executed), _stdout_of(executed)))
-    except Exception as err:  # the kernel could not start, or died between cells
-        reason = f"not run: {type(err).__name__}: {first_line(str(err))}"
-        results += [CellResult(False, reason)] * (len(nb.cells) - len(results))
-    return results
-
-
 # ----------------------------------------------------------------------------------------------
-# the guarded check cell
-
-_IMPORT = re.compile(r"from\s+(helpers\.exercises\.\w+)\s+import\s+\(?([\w\s,]+)\)?")
-
-_GUARD = """\
-def __grader_check():
-    import builtins as _b, importlib as _il, sys as _s
-
-    def _ours(name):
-        return name == "helpers" or name.startswith("helpers.")
-
-    _saved = {{_k: _s.modules.pop(_k) for _k in _b.list(_s.modules) if _ours(_k)}}
-    try:
-        _ns = _b.dict(_b.globals())
-        for _name, _module in {names!r}.items():
-            _ns[_name] = _b.getattr(_il.import_module(_module), _name)
-        _b.exec(_b.compile({source!r}, {label!r}, "exec"), _ns)
-    finally:
-        for _k in [_k for _k in _b.list(_s.modules) if _ours(_k)]:
-            del _s.modules[_k]
-        _s.modules.update(_saved)
-    _s.stdout.write("\\n" + {token!r} + "\\n")
-    _s.stdout.flush()
+# the exercises, loaded once before any student's code runs
 
 
-try:
-    __grader_check()
-finally:
-    del __grader_check
-"""
+def load_everything() -> None:
+    """Import every ``helpers`` module now, so that a student's later edit of ``helpers/`` on disk
+    never reaches the reference functions this process judges with."""
+    for info in pkgutil.walk_packages(helpers.__path__, "helpers."):
+        importlib.import_module(info.name)
 
 
-def check_imports(reference: NotebookNode) -> dict[str, str]:
-    """``{name: module}`` for every name the reference imports from ``helpers.exercises``."""
-    found: dict[str, str] = {}
-    for cell in reference.cells:
-        if cell.cell_type != "code":
-            continue
-        for module, names in _IMPORT.findall(cell.source):
-            for name in names.replace("\n", " ").split(","):
-                name = name.strip().split(" as ")[0].strip()
-                if name.isidentifier():
-                    found[name] = module
+def exercises_of(reference: NotebookNode) -> dict[str, tuple[str, Exercise]]:
+    """``{check name: (module, exercise)}`` for every check the reference imports; each exercise's
+    reference outputs computed once (so lazy imports happen now)."""
+    found = {}
+    for check, module in check_modules(reference).items():
+        ex = exercise_of(importlib.import_module(module), check)
+        for case in ex.public()[:1]:
+            ex.solve(case)
+        found[check] = (module, ex)
     return found
-
-
-def guarded_source(source: str, names: dict[str, str], token: str, label: str = "graded cell") -> str:
-    """The code run for a graded cell: ``source`` with the check functions imported fresh, printing
-    ``token`` only after it returned (see the module docstring)."""
-    return _GUARD.format(names=names, source=source, label=f"<{label}>", token=token)
-
-
-def new_token() -> str:
-    return f"grader-ok-{secrets.token_hex(16)}"
-
-
-def _guard_cell(cell: NotebookNode, names: dict[str, str], token: str) -> NotebookNode:
-    copy = nbformat.from_dict(dict(cell))
-    copy.source = guarded_source(cell.source, names, token, grade_id(cell) or "graded cell")
-    return copy
-
-
-def _check_outcome(result: CellResult, token: str) -> tuple[bool, str]:
-    if not result.ok:
-        return False, result.error
-    if token not in result.stdout:
-        return False, "the check did not report success (the grader's token is missing from its output)"
-    return True, ""
-
-
-# ----------------------------------------------------------------------------------------------
-# cells to read before trusting a score
-
-_SUSPICIOUS = re.compile(
-    r"\b(importlib|__import__|sys\.modules|builtins|__builtins__|get_ipython|_getframe|f_back|f_locals|"
-    r"inspect|settrace|setprofile|ctypes|sys\.stdout|sys\.stderr|__stdout__|helpers\.exercises|"
-    r"subprocess|os\.system|grader|__file__)\b"
-)
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-
-
-def _rebound(source: str) -> list[str]:
-    """Checks (``check_*``) or ``__builtins__`` that ``source`` rebinds at the top level (a local name
-    inside a function changes nothing the grader sees, and the checks look builtins up in their own
-    module, so rebinding ``print`` at the top level does not reach them)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    names, todo = [], list(tree.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.append(node.id)
-        elif isinstance(node, ast.alias):
-            names.append(node.asname or node.name.split(".")[0])
-        if isinstance(node, _SCOPES):
-            names.append(getattr(node, "name", ""))
-            continue
-        todo.extend(ast.iter_child_nodes(node))
-    return [n for n in names if n.startswith("check_") or n in ("__builtins__", "__import__")]
-
-
-def review_findings(nb: NotebookNode, reference: NotebookNode) -> list[str]:
-    """What cells not taken from the reference do that could reach into the grader."""
-    known = {c.source for c in reference.cells}
-    findings = []
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or cell.source in known or is_graded(cell):
-            continue
-        src = cell.source
-        used = sorted({m.group(1) for m in _SUSPICIOUS.finditer(src)})
-        rebinds = sorted(set(_rebound(src)))
-        if used:
-            findings.append(f"cell {i} uses {', '.join(f'`{u}`' for u in used)}")
-        if rebinds:
-            findings.append(f"cell {i} rebinds {', '.join(f'`{n}`' for n in rebinds)}")
-    return findings
 
 
 # ----------------------------------------------------------------------------------------------
 # one notebook
 
+_HIDDEN = """\
+import helpers.exercises.common as __grader_c
+import {module} as __grader_m
 
-def _restore_locked(submission: NotebookNode, reference: NotebookNode) -> None:
-    """Put the workbook's own source back into every graded cell (a student may not edit checks)."""
-    ref = {grade_id(c): c for _, c in graded_cells(reference)}
-    for _, cell in graded_cells(submission):
-        if grade_id(cell) in ref:
-            cell.source = ref[grade_id(cell)].source
+__grader_c.answer_hidden(__grader_c.exercise_of(__grader_m, {check!r}), ({args}), {inputs!r}, {outputs!r})
+del __grader_c, __grader_m
+"""
+
+
+@dataclass
+class Planned:
+    """A graded cell as the grader runs it: per check call, the exercise, its hidden cases, the files."""
+
+    gid: str
+    index: int
+    calls: list[tuple[Exercise, list, Path]]  # (exercise, hidden cases, outputs file)
+    problem: str = ""
+
+
+def plan_cell(
+    cell: NotebookNode,
+    i: int,
+    known: dict[str, tuple[str, Exercise]],
+    rng: np.random.Generator,
+    private: Path,
+) -> tuple[Planned, str]:
+    """The hidden-case plan of one graded cell and the source that replaces it."""
+    plan, sources = Planned(grade_id(cell), i, []), []
+    try:
+        calls = check_calls(cell.source)
+    except ValueError as err:
+        return replace(plan, problem=str(err)), "pass"
+    for k, (check, args) in enumerate(calls):
+        if check not in known:
+            return replace(plan, problem=f"{check} is not imported by the workbook"), "pass"
+        module, ex = known[check]
+        cases = ex.hidden(rng)
+        inputs, outputs = private / f"{i}-{k}-in.npz", private / f"{i}-{k}-out.npz"
+        write_cases(inputs, cases)
+        plan.calls.append((ex, cases, outputs))
+        joined = "".join(f"{a}, " for a in args)
+        sources.append(
+            _HIDDEN.format(module=module, check=check, args=joined, inputs=str(inputs), outputs=str(outputs))
+        )
+    if not calls:
+        plan.problem = "the graded cell calls no check"
+    return plan, "\n".join(sources) or "pass"
+
+
+def judge_cell(plan: Planned, result: CellResult, misuse: dict[str, list[str]]) -> tuple[bool, str]:
+    if plan.problem:
+        return False, plan.problem
+    for ex, cases, outputs in plan.calls:
+        if ex.name in misuse:
+            uses = misuse[ex.name]
+            more = f" (and {len(uses) - 1} more)" if len(uses) > 1 else ""
+            return False, f"uses the reference this exercise asks you to write: {uses[0]}{more}"
+        if not outputs.exists():
+            why = result.error or "it wrote no answer"
+            return False, f"the graded cell did not run the answer: {why}"
+        try:
+            got = read_cases(outputs)
+        except Exception as err:  # a damaged or forged file
+            return False, f"the answer's outputs are unreadable ({type(err).__name__})"
+        hint = judge_all(ex, cases, got)
+        if hint:
+            return False, first_line(hint, 300)
+    return True, ""
 
 
 def _where(cells: list[NotebookNode], i: int) -> str:
@@ -343,75 +195,67 @@ def _where(cells: list[NotebookNode], i: int) -> str:
 
 def grade_notebook(
     path: Path,
-    reference: Path | NotebookNode,
+    reference: NotebookNode,
     student: str = "-",
     *,
+    name: str,
+    home: Path,
+    rng: np.random.Generator,
     profile: str = "ci",
     timeout: int = CELL_TIMEOUT_S,
     notebook_timeout: float | None = NOTEBOOK_TIMEOUT_S,
     output: Path | None = None,
-    cwd: Path | None = None,
-    name: str | None = None,
 ) -> list[Row]:
-    """Grade one notebook against the workbook's ``reference`` (a path, or a notebook read before);
-    bad input becomes rows. Runs with ``cwd`` as the working directory (default: a fresh empty
-    folder) and ``output`` as ``WORKBOOK_OUTPUT``."""
-    if isinstance(reference, Path):
-        name = name or reference.name
-        try:
-            reference = read_notebook(reference)
-        except ValueError as err:
-            return [Row(student, name, "-", 0, False, f"reference notebook broken: {err}")]
-    name = name or path.name
-    ref = reference
-    expected = [(grade_id(c), points(c)) for _, c in graded_cells(ref)]
+    """Grade one notebook against the workbook's ``reference`` in the folder ``home`` (the kernel's
+    working directory is ``home/notebooks``); bad input becomes rows."""
+    expected = [(grade_id(c), points(c)) for _, c in graded_cells(reference)]
 
     def every(reason: str) -> list[Row]:
         return [Row(student, name, gid, pts, False, reason) for gid, pts in expected] or [
             Row(student, name, "-", 0, False, reason)
         ]
 
-    if not path.exists():
-        return every("notebook missing from the submission")
     try:
         nb = read_notebook(path)
     except ValueError as err:
         return every(str(err))
-    _restore_locked(nb, ref)
-    found = {grade_id(c): i for i, c in graded_cells(nb)}
-    if not found:
-        return every("no graded cells in this notebook")
-    token, names = new_token(), check_imports(ref)
-    cells = [_guard_cell(c, names, token) if is_graded(c) else c for c in nb.cells]
-    with tempfile.TemporaryDirectory(prefix="grading-cwd-") as scratch:
-        results = run_cells(
-            cells,
-            cwd=cwd or Path(scratch),
-            profile=profile,
-            timeout=timeout,
-            notebook_timeout=notebook_timeout,
-            output=output,
-        )
+    ref_cells = {grade_id(c): c for _, c in graded_cells(reference)}
+    for _, cell in graded_cells(nb):  # a student may not edit a check
+        if grade_id(cell) in ref_cells:
+            cell.source = ref_cells[grade_id(cell)].source
+    known = exercises_of(reference)
+    private = isolation.fresh_folder(home, ".answers-")
+    plans, cells = {}, []
+    for i, cell in enumerate(nb.cells):
+        if is_graded(cell) and grade_id(cell) in ref_cells and grade_id(cell) not in plans:
+            plans[grade_id(cell)], source = plan_cell(cell, i, known, rng, private)
+            cell = nbformat.from_dict({**dict(cell), "source": source})
+        cells.append(cell)
+    results = run_cells(
+        cells,
+        cwd=home / "notebooks",
+        profile=profile,
+        timeout=timeout,
+        notebook_timeout=notebook_timeout,
+        output=output,
+    )
+    misuse = reference_uses(nb, reference, [Guarded(ex.name, ex.references, m) for m, ex in known.values()])
     rows = []
     for gid, pts in expected:
-        if gid not in found:
+        if gid not in plans:
             rows.append(Row(student, name, gid, pts, False, "graded cell missing from the submission"))
             continue
-        passed, failure = _check_outcome(results[found[gid]], token)
-        rows.append(Row(student, name, gid, pts, passed, failure))
+        ok, failure = judge_cell(plans[gid], results[plans[gid].index], misuse)
+        rows.append(Row(student, name, gid, pts, ok, failure))
     broken = [
         i
         for i, (cell, result) in enumerate(zip(nb.cells, results, strict=True))
         if cell.cell_type == "code" and not is_graded(cell) and result.ran and result.error
     ]
     if broken:  # the first is the cause; the later ones mostly follow from it
-        i = broken[0]
+        i, n = broken[0], len(broken) - 1
         kind = "exercise" if is_exercise(nb.cells[i]) else "ungraded"
-        more = (
-            f"; {len(broken) - 1} later ungraded cell{'s' * (len(broken) > 2)} raised too"
-            if len(broken) > 1
-            else ""
-        )
+        more = f"; {n} later ungraded cell{'s' * (n > 1)} raised too" if n else ""
         rows.append(
             Row(
                 student,
@@ -422,258 +266,139 @@ def grade_notebook(
                 f"{kind} {_where(nb.cells, i)} raised {results[i].error}{more}",
             )
         )
-    findings = review_findings(nb, ref)
-    if findings:
-        rows.append(
-            Row(
-                student,
-                name,
-                "(review)",
-                0,
-                False,
-                "read before trusting these checks: "
-                + "; ".join(findings[:4])
-                + " ..." * (len(findings) > 4),
+    for cell in nb.cells:  # answers graded by hand: listed, not scored
+        if is_manual(cell):
+            answer = first_line(cell.source, 100) or "(empty)"
+            rows.append(
+                Row(student, name, f"(manual {grade_id(cell)})", 0, False, f"graded by hand: {answer}")
             )
-        )
+    findings = review_findings(nb, reference)
+    if findings:
+        listed = "; ".join(findings[:4]) + " ..." * (len(findings) > 4)
+        rows.append(Row(student, name, "(review)", 0, False, f"read before trusting these checks: {listed}"))
     return rows
 
 
 # ----------------------------------------------------------------------------------------------
-# the workbook's own files
-
-
-def _fingerprint(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-class FileGuard:
-    """What a graded notebook changed in the workbook: ``helpers/`` and ``tools/`` sources are
-    compared by content and put back; ``notebooks/``, ``data/``, ``figures/`` compared by size and
-    modification time and reported."""
-
-    def __init__(self, root: Path = ROOT):
-        self.root = root
-        self.code = {p: p.read_bytes() for p in self._code_files()}
-        self.watched = self._stats()
-
-    def _code_files(self) -> list[Path]:
-        return sorted(p for d in RESTORED_CODE for p in (self.root / d).rglob("*.py") if p.is_file())
-
-    def _stats(self) -> dict[Path, tuple[int, int]]:
-        out = {}
-        for d in WATCHED:
-            for p in (self.root / d).rglob("*"):
-                if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts:
-                    st = p.stat()
-                    out[p] = (st.st_size, st.st_mtime_ns)
-        return out
-
-    def changes(self) -> list[str]:
-        """Changed files (relative paths, with what was done); restores code, re-baselines the rest."""
-        found = []
-        for p, data in self.code.items():
-            try:
-                same = p.read_bytes() == data
-            except OSError:
-                same = False
-            if not same:
-                p.parent.mkdir(parents=True, exist_ok=True)
-                p.write_bytes(data)
-                found.append(f"{p.relative_to(self.root)} (put back)")
-        for p in self._code_files():
-            if p not in self.code:
-                found.append(f"{p.relative_to(self.root)} (new)")
-                self.code[p] = p.read_bytes()
-        now = self._stats()
-        for p in sorted(set(now) | set(self.watched)):
-            if now.get(p) != self.watched.get(p):
-                what = "new" if p not in self.watched else "removed" if p not in now else "changed"
-                found.append(f"{p.relative_to(self.root)} ({what})")
-        self.watched = now
-        return found
-
-
-def _void(rows: list[Row], changed: list[str]) -> list[Row]:
-    student, name = rows[0].student, rows[0].notebook
-    listed = ", ".join(changed[:4]) + " ..." * (len(changed) > 4)
-    void = "void: this notebook changed the workbook's own files"
-    out = [
-        replace(r, passed=False, failure=void) if not r.check.startswith("(") and r.passed else r
-        for r in rows
-    ]
-    return out + [Row(student, name, "(files)", 0, False, f"the run changed {listed}")]
-
-
-# ----------------------------------------------------------------------------------------------
-# the prepared outputs every student starts from
-
-
-def _make_read_only(folder: Path) -> None:
-    for p in sorted(folder.rglob("*"), key=lambda q: -len(q.parts)):
-        p.chmod(0o555 if p.is_dir() else 0o444)
-    folder.chmod(0o555)
-
-
-def _make_writable(folder: Path) -> None:
-    for p in [folder, *folder.rglob("*")]:
-        if not p.is_symlink():
-            p.chmod(p.stat().st_mode | stat.S_IWUSR | (stat.S_IXUSR if p.is_dir() else 0))
-
-
-def _remove(folder: Path) -> None:
-    if folder.exists():
-        _make_writable(folder)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def seed_key(references: list[tuple[str, NotebookNode]], profile: str, root: Path = ROOT) -> str:
-    """Changes whenever what the reference notebooks produce could: their code, helpers, inputs."""
-    h = hashlib.sha256(profile.encode())
-    for name, nb in references:
-        h.update(name.encode())
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                h.update(cell.source.encode())
-    for p in sorted((root / "helpers").rglob("*.py")):
-        h.update(str(p.relative_to(root)).encode() + bytes.fromhex(_fingerprint(p)))
-    for rel in INPUTS:
-        if (root / rel).exists():
-            h.update(rel.encode() + bytes.fromhex(_fingerprint(root / rel)))
-    return h.hexdigest()[:16]
-
-
-def store_prepared(out: Path, cache_dir: Path, key: str, profile: str) -> Path:
-    """Copy ``out`` into the cache as the read-only prepared outputs for ``key``; older ones go."""
-    final = cache_dir / f"{profile}-{key}"
-    if (final / ".complete").exists():
-        return final
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{profile}-{key}.", dir=cache_dir))
-    shutil.copytree(out, tmp, dirs_exist_ok=True)
-    (tmp / ".complete").write_text(f"{profile} {key}\n")
-    _make_read_only(tmp)
-    _remove(final)
-    tmp.rename(final)
-    for old in cache_dir.glob(f"{profile}-*"):
-        if old != final:
-            _remove(old)
-    return final
-
-
-def _copy_seed(seed: Path | None, out: Path) -> None:
-    if seed is None:
-        out.mkdir(parents=True)
-        return
-    shutil.copytree(seed, out, ignore=shutil.ignore_patterns(".complete"))
-    _make_writable(out)
-
-
-def prepared_outputs(
-    references: list[tuple[str, NotebookNode]],
-    *,
-    profile: str = "ci",
-    cache_dir: Path | None = CACHE_DIR,
-    work: Path,
-    log: Callable[[str], None] = print,
-    timeout: int = CELL_TIMEOUT_S,
-    notebook_timeout: float | None = NOTEBOOK_TIMEOUT_S,
-    root: Path = ROOT,
-) -> Path:
-    """A read-only folder of what the reference notebooks produce in ``profile``: made once (by
-    running them, in order, into an empty output folder) and kept in ``cache_dir`` under a key of
-    their code, ``helpers`` and the committed inputs. Not cached if a reference check fails (an
-    ungraded cell that raises is only warned about)."""
-    key = seed_key(references, profile, root)
-    if cache_dir is not None and (cache_dir / f"{profile}-{key}" / ".complete").exists():
-        return cache_dir / f"{profile}-{key}"
-    log(f"preparing the reference outputs ({profile} profile, once; cached under {cache_dir}) ...")
-    out = work / "reference-outputs"
-    rows = _run_student(
-        "reference", None, references, out, work / "reference", None, profile, timeout, notebook_timeout, log
-    )
-    bad = [r for r in rows if not r.passed and not r.check.startswith("(")]  # a check failed
-    broken = [r for r in rows if r.check.startswith("(")]  # ungraded cells raised: warned, still cached
-    for r in broken:
-        log(f"warning: the workbook's own {r.notebook}: {r.failure}")
-    if bad:
-        first = f"{bad[0].notebook} {bad[0].check}: {bad[0].failure}"
-        log(f"warning: the workbook's own notebooks fail ({first});")
-        log("         students start from what they produced; the prepared outputs are not cached")
-    if bad or cache_dir is None:
-        _make_read_only(out)
-        return out
-    return store_prepared(out, cache_dir, key, profile)
-
-
-# ----------------------------------------------------------------------------------------------
-# a class
+# a student, a class
 
 
 def submissions(folder: Path) -> list[tuple[str, Path]]:
-    """(student, folder) pairs: ``folder`` itself if it holds notebooks, else each sub-folder that does."""
+    """(student, folder) pairs: ``folder`` itself if it holds notebooks, else every sub-folder (one
+    without notebooks still gets rows, saying so)."""
     if not folder.is_dir():
         raise ValueError(
             f"{folder}: not a folder; pass SUBMISSIONS=<folder of notebooks or of student folders>"
         )
     if any(folder.glob("*.ipynb")):
         return [(folder.name, folder)]
-    found = [(d.name, d) for d in sorted(folder.iterdir()) if d.is_dir() and any(d.rglob("*.ipynb"))]
+    found = [(d.name, d) for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")]
     if not found:
-        raise ValueError(f"{folder}: no .ipynb files in it or in its sub-folders")
+        raise ValueError(f"{folder}: no .ipynb files and no student folders in it")
     return found
 
 
-def _find(folder: Path, name: str) -> Path:
-    direct = folder / name
-    return direct if direct.exists() else next(iter(sorted(folder.rglob(name))), direct)
+def copies_of(folder: Path, name: str) -> list[Path]:
+    """Every copy of notebook ``name`` in a student's folder (checkpoints left out)."""
+    return sorted(p for p in folder.rglob(name) if ".ipynb_checkpoints" not in p.parts and p.is_file())
 
 
-def _run_student(
+def _void(rows: list[Row], why: str, student: str = "-") -> list[Row]:
+    student, name = (rows[0].student, rows[0].notebook) if rows else (student, "-")
+    out = [
+        replace(r, passed=False, failure=f"void: {why}") if r.passed and r.check[:1] != "(" else r
+        for r in rows
+    ]
+    return out + [Row(student, name, "(files)", 0, False, why)]
+
+
+def run_student(
     student: str,
     folder: Path | None,
     references: list[tuple[str, NotebookNode]],
-    out: Path,
     home: Path,
-    guard: FileGuard | None,
-    profile: str,
-    timeout: int,
-    notebook_timeout: float | None,
+    rng: np.random.Generator,
+    guard: isolation.FileGuard | None,
     log: Callable[[str], None],
-    on_notebook: Callable[[list[Row]], None] | None = None,
-) -> list[Row]:
-    """Grade one student's notebooks, in order, in ``home`` with ``out`` as their output folder.
-    ``folder`` None grades the references themselves."""
-    copies = home / "notebooks"
-    copies.mkdir(parents=True)
-    rows: list[Row] = []
+    on_notebook: Callable[[list[Row]], None],
+    **limits,
+) -> None:
+    """Grade one student's notebooks, in order, in ``home`` (``folder`` None: the references)."""
+    (home / "notebooks").mkdir(parents=True)
     for name, ref in references:
         log(f"grading {student} / {name} ...")
-        path = copies / name
+        start, path = time.monotonic(), home / "notebooks" / name
+        found = [path] if folder is None else copies_of(folder, name)
         if folder is None:
             path.write_text(nbformat.writes(ref), encoding="utf-8")
-        elif _find(folder, name).exists():
-            shutil.copyfile(_find(folder, name), path)
-        start = time.monotonic()
-        got = grade_notebook(
-            path,
-            ref,
-            student,
-            profile=profile,
-            timeout=timeout,
-            notebook_timeout=notebook_timeout,
-            output=out,
-            cwd=copies,
-            name=name,
-        )
-        log(f"  {name}: {time.monotonic() - start:.0f} s")
+        elif len(found) == 1:
+            path.write_bytes(found[0].read_bytes())
+        expected = [(grade_id(c), points(c)) for _, c in graded_cells(ref)] or [("-", 0.0)]
+        if not found or len(found) > 1:
+            listed = ", ".join(str(p.relative_to(folder)) for p in found[:3])
+            why = f"{len(found)} copies of the notebook ({listed}); keep exactly one" if found else None
+            rows = [
+                Row(student, name, g, p, False, why or "notebook missing from the submission")
+                for g, p in expected
+            ]
+        else:
+            rows = grade_notebook(path, ref, student, name=name, home=home, rng=rng, **limits)
         changed = guard.changes() if guard is not None else []
         if changed:
-            got = _void(got, changed)
-        rows += got
-        if on_notebook is not None:
-            on_notebook(got)
-    return rows
+            listed = ", ".join(changed[:4]) + " ..." * (len(changed) > 4)
+            rows = _void(rows, f"the run changed the workbook's own files: {listed}")
+        log(f"  {name}: {time.monotonic() - start:.0f} s")
+        on_notebook(rows)
+
+
+def prepared_outputs(
+    references: list[tuple[str, NotebookNode]],
+    *,
+    work: Path,
+    rng: np.random.Generator,
+    profile: str = "ci",
+    cache_dir: Path | None = CACHE_DIR,
+    log: Callable[[str], None] = print,
+    root: Path = ROOT,
+    **limits,
+) -> Path:
+    """A read-only folder of what the reference notebooks produce in ``profile``: made once (by running
+    them, in order, into an empty output folder) and cached under a key of their code, ``helpers`` and
+    the committed inputs. Not cached if a reference check fails."""
+    key = isolation.seed_key([nbformat.writes(nb) for _, nb in references], profile, root)
+    if cache_dir is not None and (cache_dir / f"{profile}-{key}" / isolation.COMPLETE).exists():
+        return cache_dir / f"{profile}-{key}"
+    log(f"preparing the reference outputs ({profile} profile, once; cached under {cache_dir}) ...")
+    home = isolation.fresh_folder(work, "reference-")
+    (home / "out").mkdir()
+    rows: list[Row] = []
+    run_student(
+        "reference",
+        None,
+        references,
+        home,
+        rng,
+        None,
+        log,
+        rows.extend,
+        profile=profile,
+        output=home / "out",
+        **limits,
+    )
+    bad = [r for r in rows if not r.passed and r.check[:1] != "("]
+    for r in rows:
+        if r.check[:1] == "(":
+            log(f"warning: the workbook's own {r.notebook}: {r.failure}")
+    if bad:
+        log(
+            f"warning: the workbook's own notebooks fail "
+            f"({bad[0].notebook} {bad[0].check}: {bad[0].failure});"
+        )
+        log("         students start from what they produced; the prepared outputs are not cached")
+    if bad or cache_dir is None:
+        isolation.make_read_only(home / "out")
+        return home / "out"
+    return isolation.store_prepared(home / "out", cache_dir, key, profile)
 
 
 def _table(rows: Iterable[Row]) -> pd.DataFrame:
@@ -685,24 +410,28 @@ def grade(
     *,
     profile: str = "ci",
     log: Callable[[str], None] = print,
-    timeout: int = CELL_TIMEOUT_S,
-    notebook_timeout: float | None = NOTEBOOK_TIMEOUT_S,
     csv: Path | None = None,
     notebooks: list[Path] | None = None,
     cache_dir: Path | None = CACHE_DIR,
     root: Path = ROOT,
+    seed: int | None = None,
+    **limits,
 ) -> pd.DataFrame:
-    """Grade the workbook's notebooks, or every submission under ``submission_dir``.
+    """Grade the workbook's notebooks (as "solutions"), or every submission under ``submission_dir``.
 
-    ``notebooks`` are the references (default: the workbook's), read once before anything runs.
-    ``csv`` is rewritten (atomically) after every notebook. Each student gets a private working
-    folder and output folder; submissions start from :func:`prepared_outputs`.
-    """
+    The references are read and every ``helpers`` module imported before anything runs; the hidden
+    cases are drawn from ``seed`` (default: a fresh one per run). ``limits``: ``timeout``,
+    ``notebook_timeout`` (seconds per cell and per notebook)."""
     references = [(p.name, read_notebook(p)) for p in (notebooks or workbook_notebooks())]
+    load_everything()
+    for _, ref in references:
+        exercises_of(ref)
     who: list[tuple[str, Path | None]] = (
         list(submissions(submission_dir)) if submission_dir else [("solutions", None)]
     )
-    guard = FileGuard(root)
+    rng = np.random.default_rng(secrets.randbits(64) if seed is None else seed)
+    os.environ[SECRET_ENV] = secrets.token_hex(16)  # kernels inherit it; the judge reads it here
+    guard = isolation.FileGuard(root)
     rows: list[Row] = []
 
     def flush(new: list[Row]) -> None:
@@ -711,49 +440,64 @@ def grade(
             save_csv(csv, _table(rows))
 
     flush([])
-    if cache_dir is not None:  # under the repository: notebooks may print paths relative to it
+    if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="work-", dir=cache_dir) as tmp:
         work = Path(tmp)
         try:
-            seed = None
+            held = None
             if submission_dir is not None:
-                seed = prepared_outputs(
+                prepared = prepared_outputs(
                     references,
+                    work=work,
+                    rng=rng,
                     profile=profile,
                     cache_dir=cache_dir,
-                    work=work,
                     log=log,
-                    timeout=timeout,
-                    notebook_timeout=notebook_timeout,
                     root=root,
+                    **limits,
                 )
+                held = isolation.Seed(prepared)
                 guard.changes()  # the references' own run is not a student's doing
-            for k, (student, folder) in enumerate(who):
-                home = work / f"student-{k:03d}"
-                out = home / "outputs"
-                _copy_seed(seed, out)
-                got = _run_student(
-                    student,
-                    folder,
-                    references,
-                    out,
-                    home,
-                    guard,
-                    profile,
-                    timeout,
-                    notebook_timeout,
-                    log,
-                    flush,
-                )
+            for student, folder in who:
+                home = isolation.fresh_folder(work, "student-")
+                theirs: list[Row] = []
+                try:
+                    out = home / "outputs"
+                    held.write_to(out) if held is not None else out.mkdir()
+                    run_student(
+                        student,
+                        folder,
+                        references,
+                        home,
+                        rng,
+                        guard,
+                        log,
+                        theirs.extend,
+                        profile=profile,
+                        output=out,
+                        **limits,
+                    )
+                except Exception as err:  # one student's failure is a row, never the end of the run
+                    theirs.append(
+                        Row(student, "-", "(error)", 0, False, f"grading stopped: {first_line(repr(err))}")
+                    )
+                if held is not None and held.changed_on_disk():
+                    held.restore()
+                    theirs = _void(
+                        theirs, "the run changed the prepared reference outputs (put back)", student
+                    )
+                isolation.remove(home)
+                flush(theirs)
                 if (
                     submission_dir is None
                     and cache_dir is not None
-                    and all(r.passed for r in got if not r.check.startswith("("))
+                    and all(r.passed for r in theirs if r.check[:1] != "(")
                 ):
-                    store_prepared(out, cache_dir, seed_key(references, profile, root), profile)
+                    key = isolation.seed_key([nbformat.writes(nb) for _, nb in references], profile, root)
+                    isolation.store_prepared(out, cache_dir, key, profile) if out.exists() else None
         finally:
-            _make_writable(work)
+            isolation.make_writable(work)
     return _table(rows)
 
 
@@ -785,35 +529,6 @@ def format_table(table: pd.DataFrame, width: int = 110) -> str:
     return "\n".join(lines)
 
 
-def invert_check(path: Path, *, profile: str = "ci", timeout: int = CELL_TIMEOUT_S) -> list[str]:
-    """Prove a notebook's checks tell a missing answer from a right one; returns the problems found.
-
-    Runs the notebook up to its last graded cell. At each exercise it first runs the student
-    version of the cell and that exercise's checks (each must fail), then the solution and the
-    checks (each must pass). Every other cell must run cleanly. Checks run guarded, as in grading.
-    """
-    nb = read_notebook(path)
-    token, names = new_token(), check_imports(nb)
-    last = max((i for i, _ in graded_cells(nb)), default=-1)
-    seq: list[tuple[NotebookNode, str, int]] = []  # (cell, expectation, index in the notebook)
-    for i, cell in enumerate(nb.cells[: last + 1]):
-        if is_exercise(cell):
-            seq.append((student_cell(cell), "student", i))
-            seq += [(nb.cells[j], "must fail", j) for j in checks_after(nb, i)]
-        seq.append((cell, "must pass", i))
-    cells = [_guard_cell(c, names, token) if is_graded(c) else c for c, _, _ in seq]
-    results = run_cells(cells, cwd=path.parent, profile=profile, timeout=timeout)
-    problems = []
-    for (cell, expect, i), result in zip(seq, results, strict=True):
-        label = f"{path.name} {grade_id(cell) or _where(nb.cells, i)}"
-        ok, error = _check_outcome(result, token) if is_graded(cell) else (result.ok, result.error)
-        if expect == "must fail" and ok:
-            problems.append(f"{label}: passes with the student version (no answer written)")
-        elif expect == "must pass" and not ok:
-            problems.append(f"{label}: fails with the solution: {error}")
-    return problems
-
-
 def _interrupt(signum, frame):  # SIGTERM: stop like Ctrl-C, so the kernel is shut down
     raise KeyboardInterrupt
 
@@ -824,62 +539,46 @@ def main(argv: list[str] | None = None) -> int:
         "--submissions",
         type=Path,
         default=None,
-        help="a folder of submitted notebooks, or of one folder per student (default: grade the workbook "
-        "itself)",
+        help="a folder of submitted notebooks, or of one folder per student "
+        "(default: grade the workbook itself)",
     )
-    parser.add_argument(
-        "--csv", type=Path, default=ROOT / "grades.csv", help="where to write the table (default: grades.csv)"
-    )
+    parser.add_argument("--csv", type=Path, default=ROOT / "grades.csv", help="where to write the table")
     parser.add_argument(
         "--profile", default="ci", choices=("ci", "full"), help="profile to run in (default: ci)"
     )
-    parser.add_argument(
-        "--cell-timeout",
-        type=int,
-        default=CELL_TIMEOUT_S,
-        help=f"seconds one cell may run (default {CELL_TIMEOUT_S})",
-    )
+    parser.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT_S, help="seconds one cell may run")
     parser.add_argument(
         "--notebook-timeout",
         type=int,
         default=NOTEBOOK_TIMEOUT_S,
-        help=f"seconds one notebook may run, all cells together (default {NOTEBOOK_TIMEOUT_S})",
+        help="seconds one notebook may run, all cells",
     )
     parser.add_argument(
-        "--prepare",
-        action="store_true",
-        help="only make (or find) the prepared reference outputs students start from; print their folder",
+        "--seed", type=int, default=None, help="seed of the hidden cases (default: fresh per run)"
+    )
+    parser.add_argument(
+        "--prepare", action="store_true", help="only make (or find) the prepared reference outputs"
     )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    if args.prepare:
-        refs = [(p.name, read_notebook(p)) for p in workbook_notebooks()]
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="work-", dir=CACHE_DIR) as tmp:
-            seed = prepared_outputs(
-                refs,
-                profile=args.profile,
-                work=Path(tmp),
-                log=log,
-                timeout=args.cell_timeout,
-                notebook_timeout=args.notebook_timeout,
-            )
-            if not (seed / ".complete").exists():
-                print("error: the workbook's own notebooks fail; nothing prepared", file=sys.stderr)
-                _make_writable(Path(tmp))
-                return 1
-        print(seed)
-        return 0
+    limits = dict(timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout)
     try:
-        table = grade(
-            args.submissions,
-            profile=args.profile,
-            log=log,
-            timeout=args.cell_timeout,
-            notebook_timeout=args.notebook_timeout,
-            csv=args.csv,
-        )
+        if args.prepare:
+            refs = [(p.name, read_notebook(p)) for p in workbook_notebooks()]
+            CACHE_DIR.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="work-", dir=CACHE_DIR) as tmp:
+                rng = np.random.default_rng(args.seed)
+                seed = prepared_outputs(
+                    refs, work=Path(tmp), rng=rng, profile=args.profile, log=log, **limits
+                )
+                if not (seed / isolation.COMPLETE).exists():
+                    isolation.make_writable(Path(tmp))
+                    print("error: the workbook's own notebooks fail; nothing prepared", file=sys.stderr)
+                    return 1
+            print(seed)
+            return 0
+        table = grade(args.submissions, profile=args.profile, log=log, csv=args.csv, seed=args.seed, **limits)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

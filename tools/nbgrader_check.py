@@ -21,7 +21,7 @@ from pathlib import Path
 
 from helpers.config import OUTPUT_ENV, ROOT
 from tools.assignment import graded_cells, points, read_notebook, workbook_notebooks
-from tools.grading import _copy_seed, _make_writable
+from tools.isolation import copy_seed, make_writable
 
 ASSIGNMENT = "brain_surgery"
 
@@ -67,13 +67,13 @@ def main() -> int:
             for p in notebooks:
                 shutil.copyfile(origin / p.name, target / p.name)
             out = course / "workbook_outputs" / student
-            _copy_seed(seed, out)
+            copy_seed(seed, out)
             env = {**os.environ, OUTPUT_ENV: str(out)}
             _run(["nbgrader", "autograde", ASSIGNMENT, "--student", student, "--force"], course, env)
         _run(["nbgrader", "export"], course)
         with open(course / "grades.csv", newline="") as fh:
             scores = {r["student_id"]: (float(r["score"]), float(r["max_score"])) for r in csv.DictReader(fh)}
-        _make_writable(course)
+        make_writable(course)
     print(f"nbgrader export: {scores} ({possible:g} points in the workbook's graded cells)")
     want = {"complete": (possible, possible), "empty": (0.0, possible)}
     if scores != want:

@@ -13,7 +13,10 @@ token is one of its promoted tokens. A random label (another feature's) gives th
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -43,6 +46,37 @@ def enrichment(
     return df[df["count"] >= min_count].sort_values(
         ["feature", "ratio", "count"], ascending=[True, False, False]
     )
+
+
+def label_words(
+    top_tokens: Sequence[str], all_tokens: Sequence[str], k: int, min_count: int = 2
+) -> list[str]:
+    """The ``k`` words that best characterise a feature, from the tokens at its top activations
+    (``top_tokens``, with repeats) and the tokens of the whole corpus (``all_tokens``, with repeats; it
+    holds every token of ``top_tokens``), best first (notebook 04's exercise).
+
+    A word's **lift** is its share among ``top_tokens`` divided by its share among ``all_tokens``: how
+    many times its base rate it appears where the feature fires. Raw counts would pick stop words
+    (``the``, ``,``), which are frequent everywhere. Only words seen at least ``min_count`` times among
+    ``top_tokens`` qualify (a word seen once is noise). Ties in lift go to the higher count among
+    ``top_tokens``, then alphabetical order. Tokens are compared after ``.strip().lower()``; empty ones
+    (whitespace) are skipped, and the shares count the other tokens only. Lifts are compared exactly, as
+    fractions, so equal lifts tie. Fewer than ``k`` words come back when fewer qualify.
+    :func:`enrichment` ranks by the same ratio for every feature at once (token ids, no case folding,
+    ``min_count`` 3)."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+        raise ValueError(f"k = {k!r} must be a whole number >= 0 (words to return)")
+    top = Counter(w for w in (str(t).strip().lower() for t in top_tokens) if w)
+    base = Counter(w for w in (str(t).strip().lower() for t in all_tokens) if w)
+    missing = [w for w in top if not base[w]]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} words of top_tokens are not in all_tokens (e.g. {missing[0]!r}): pass the whole "
+            "corpus, top tokens included, as all_tokens"
+        )
+    n_top, n_all = sum(top.values()), sum(base.values())
+    lift = {w: Fraction(c * n_all, n_top * base[w]) for w, c in top.items() if c >= min_count}
+    return sorted(lift, key=lambda w: (-lift[w], -top[w], w))[: int(k)]
 
 
 @torch.no_grad()

@@ -166,6 +166,28 @@ def summarize_steering(per_text: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def doubling_strength(strengths: np.ndarray, perplexity: np.ndarray) -> float:
+    """The smallest strength at which ``perplexity`` reaches twice its value at strength 0 (the
+    first point of the sweep; ``strengths`` ascending), interpolated linearly between the two sweep
+    points around the first crossing; ``inf`` when it never reaches it. The curve need not be
+    monotone: it may dip below the baseline, cross, fall back and cross again (the first counts)."""
+    s = np.asarray(strengths, dtype=np.float64)
+    p = np.asarray(perplexity, dtype=np.float64)
+    if s.ndim != 1 or s.shape != p.shape or len(s) < 2:
+        raise ValueError(f"need two 1-D arrays of one length >= 2, got shapes {s.shape} and {p.shape}")
+    if not (np.isfinite(s).all() and np.isfinite(p).all() and (p > 0).all()):
+        raise ValueError("strengths must be finite and perplexities finite and positive")
+    if s[0] != 0 or (np.diff(s) <= 0).any():
+        raise ValueError(f"strengths must start at 0 and increase, got {s.tolist()}")
+    target = 2.0 * p[0]
+    above = np.flatnonzero(p >= target)
+    if not above.size:
+        return float("inf")
+    k = int(above[0])  # >= 1: p[0] < 2 p[0]
+    frac = (target - p[k - 1]) / (p[k] - p[k - 1])
+    return float(s[k - 1] + frac * (s[k] - s[k - 1]))
+
+
 def compare_methods(
     per_text: pd.DataFrame, a: str = "clamp", b: str = "difference of means", seed: int = 0
 ) -> pd.DataFrame:

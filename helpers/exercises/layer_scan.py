@@ -1,39 +1,39 @@
-"""Graded checks of Notebook 01 (layer scan)."""
+"""Graded exercises of Notebook 01 (layer scan): the attention-sink ratio and the participation ratio."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 
 from helpers.data import layer_scan
-from helpers.exercises.common import CheckFailed, call, close, passed
+from helpers.exercises.common import Case, Exercise, arrays, close, first_match, make_check, scalar
 
-# expected answers on the fixed cases below (helpers.data.layer_scan's; a unit test keeps them equal)
-SINK_RATIOS = (7.909136462565234, 6.205475771118766, 7.874325779137932)
-PARTICIPATION_RATIOS = (2.2045016700446167, 2.6545582527959297, 1.0001476199847854)
+# ----------------------------------------------------------------------------------------------
+# sink_ratio(x, positions): mean norm of first tokens / mean norm of the other tokens
 
 
-def _sink_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Tokens of 3 documents; the first token of each is 8x larger, as in a real model."""
-    rng = np.random.default_rng(seed)
-    lengths = [4, 6, 5]
+def _sink_case(rng: np.random.Generator) -> Case:
+    """Tokens of a few documents; the first token of each is several times larger, as in a real model."""
+    lengths = rng.integers(2, 8, size=int(rng.integers(2, 6)))
     positions = np.concatenate([np.arange(n) for n in lengths])
-    x = rng.normal(size=(len(positions), 16))
-    x[positions == 0] *= 8.0
-    return x, positions
+    x = rng.normal(size=(len(positions), int(rng.integers(4, 24)))) * rng.uniform(0.5, 2.0)
+    x[positions == 0] *= rng.uniform(3.0, 12.0)
+    return arrays(x=x, positions=positions)
 
 
-def check_sink_ratio(fn: Callable[[np.ndarray, np.ndarray], float]) -> None:
-    """Exercise: mean norm of first tokens / mean norm of the other tokens."""
-    for seed, want in zip((0, 1, 2), SINK_RATIOS, strict=True):
-        x, pos = _sink_case(seed)
-        got = call(fn, x, pos, forbidden=[layer_scan.sink_ratio])
-        if close(got, want):
-            continue
-        norms = np.linalg.norm(x, axis=1)
-        first = pos == 0
-        hints = [
+def _sink_solve(case: Case) -> Case:
+    return arrays(value=layer_scan.sink_ratio(case["x"], case["positions"]))
+
+
+def _sink_judge(case: Case, out: Case) -> str | None:
+    x, pos = case["x"], case["positions"]
+    got = scalar(out)
+    if close(got, scalar(_sink_solve(case))):
+        return None
+    norms = np.linalg.norm(x, axis=1)
+    first = pos == 0
+    return first_match(
+        got,
+        [
             (
                 norms[first].mean() / norms.mean(),
                 "the denominator must leave the first tokens out (positions > 0), "
@@ -45,50 +45,68 @@ def check_sink_ratio(fn: Callable[[np.ndarray, np.ndarray], float]) -> None:
             ),
             (
                 (x[first] ** 2).sum(1).mean() / (x[~first] ** 2).sum(1).mean(),
-                "that is a ratio of squared norms; take the square root per token (np.linalg.norm(x, "
-                "axis=-1))",
+                "that is a ratio of squared norms; "
+                "take the square root per token (np.linalg.norm(x, axis=-1))",
             ),
             (
                 np.linalg.norm(x[first], axis=0).mean() / np.linalg.norm(x[~first], axis=0).mean(),
-                "the norm was taken over tokens (axis 0); take it over dimensions (axis=-1), one norm per "
-                "token",
+                "the norm was taken over tokens (axis 0); "
+                "take it over dimensions (axis=-1), one norm per token",
             ),
             (
                 np.abs(x[first]).mean() / np.abs(x[~first]).mean(),
                 "mean |value| is not a norm; take each token's L2 norm first",
             ),
-        ]
-        for value, hint in hints:
-            if close(got, value):
-                raise CheckFailed(hint)
-        raise CheckFailed(
-            f"sink_ratio gave {float(np.asarray(got, dtype=float)):.4f}, expected {want:.4f} on a synthetic "
-            f"case; compute each token's L2 norm, then mean over position 0 / mean over the rest"
-        )
-    passed("sink_ratio", "matches the expected values on 3 synthetic cases")
+        ],
+    ) or (
+        "sink_ratio is wrong on a case: compute each token's L2 norm, then the mean over position 0 "
+        "divided by the mean over the other positions"
+    )
 
 
-def _participation_cases() -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    scales = np.array([5.0, 3.0, 2.0, 1.0, 0.5, 0.5, 0.2, 0.1])
-    return [
-        rng.normal(size=(200, 8)) * scales + 4.0,  # offset: catches a forgotten centring
-        rng.normal(size=(50, 8)) @ rng.normal(size=(8, 8)) - 2.0,
-        np.repeat(rng.normal(size=(40, 1)), 6, axis=1) + 0.01 * rng.normal(size=(40, 6)) + 1.0,
-    ]
+SINK = Exercise(
+    name="sink_ratio",
+    references=("helpers.data.layer_scan.sink_ratio",),
+    public=lambda: [_sink_case(np.random.default_rng(s)) for s in (0, 1, 2)],
+    hidden=lambda rng: [_sink_case(rng) for _ in range(4)],
+    answer=lambda args, c: arrays(value=float(args[0](c["x"], c["positions"]))),
+    solve=_sink_solve,
+    judge=_sink_judge,
+)
+
+# ----------------------------------------------------------------------------------------------
+# participation_ratio(x): (sum of covariance eigenvalues)^2 / sum of squared eigenvalues
 
 
-def check_participation_ratio(fn: Callable[[np.ndarray], float]) -> None:
-    """Exercise: (sum of covariance eigenvalues)^2 / sum of squared eigenvalues."""
-    for x, want in zip(_participation_cases(), PARTICIPATION_RATIOS, strict=True):
-        got = call(fn, x, forbidden=[layer_scan.participation_ratio])
-        if close(got, want, rtol=1e-3):
-            continue
-        xc = x - x.mean(0)
-        lam = np.linalg.eigvalsh(xc.T @ xc / (len(x) - 1))
-        raw = np.linalg.eigvalsh(x.T @ x / len(x))
-        sv = np.linalg.svd(xc, compute_uv=False)
-        hints = [
+def _participation_case(rng: np.random.Generator, kind: int) -> Case:
+    d = int(rng.integers(5, 12))
+    n = int(rng.integers(40, 200))
+    if kind == 0:  # offset: catches a forgotten centring
+        x = rng.normal(size=(n, d)) * np.sort(rng.uniform(0.1, 5.0, d))[::-1] + rng.uniform(2, 6)
+    elif kind == 1:
+        x = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) - rng.uniform(1, 3)
+    else:  # nearly one direction
+        x = np.repeat(rng.normal(size=(n, 1)), d, axis=1) + 0.01 * rng.normal(size=(n, d)) + 1.0
+    return arrays(x=x)
+
+
+def _participation_solve(case: Case) -> Case:
+    return arrays(value=layer_scan.participation_ratio(case["x"]))
+
+
+def _participation_judge(case: Case, out: Case) -> str | None:
+    x = case["x"]
+    got = scalar(out)
+    want = scalar(_participation_solve(case))
+    if close(got, want, rtol=1e-3):
+        return None
+    xc = x - x.mean(0)
+    lam = np.linalg.eigvalsh(xc.T @ xc / (len(x) - 1))
+    raw = np.linalg.eigvalsh(x.T @ x / len(x))
+    sv = np.linalg.svd(xc, compute_uv=False)
+    return first_match(
+        got,
+        [
             (
                 raw.sum() ** 2 / (raw**2).sum(),
                 "centre the data first (x - x.mean(0)): without it the mean direction dominates the spectrum",
@@ -96,20 +114,29 @@ def check_participation_ratio(fn: Callable[[np.ndarray], float]) -> None:
             (1.0 / want, "the ratio is upside down: (sum λ)² / sum λ², which lies between 1 and d"),
             (
                 sv.sum() ** 2 / (sv**2).sum(),
-                "those are singular values of the data; the covariance eigenvalues are their squares / (n - "
-                "1)",
+                "those are singular values of the data; "
+                "the covariance eigenvalues are their squares / (n - 1)",
             ),
             (lam.sum() / (lam**2).sum(), "square the sum in the numerator: (sum λ)², not sum λ"),
-            (
-                np.sum(lam) ** 2 / np.sum(lam) ** 2,
-                "the denominator is the sum of squared eigenvalues, not the squared sum",
-            ),
-        ]
-        for value, hint in hints:
-            if close(got, value, rtol=1e-3):
-                raise CheckFailed(hint)
-        raise CheckFailed(
-            f"participation_ratio gave {float(np.asarray(got, dtype=float)):.4f}, expected {want:.4f}; "
-            f"centre x, take the covariance's eigenvalues λ, return (sum λ)² / sum λ²"
-        )
-    passed("participation_ratio", "matches the expected values on 3 synthetic cases, centred and scale-free")
+            (1.0, "the denominator is the sum of squared eigenvalues, not the squared sum"),
+        ],
+        rtol=1e-3,
+    ) or (
+        "participation_ratio is wrong on a case: centre x, take the covariance's eigenvalues λ, "
+        "return (sum λ)² / sum λ²"
+    )
+
+
+PARTICIPATION = Exercise(
+    name="participation_ratio",
+    references=("helpers.data.layer_scan.participation_ratio",),
+    public=lambda: [_participation_case(np.random.default_rng(0), k) for k in range(3)],
+    hidden=lambda rng: [_participation_case(rng, k) for k in (0, 1, 2, int(rng.integers(0, 3)))],
+    answer=lambda args, c: arrays(value=float(args[0](c["x"]))),
+    solve=_participation_solve,
+    judge=_participation_judge,
+)
+
+EXERCISES = (SINK, PARTICIPATION)
+check_sink_ratio = make_check(SINK)
+check_participation_ratio = make_check(PARTICIPATION)

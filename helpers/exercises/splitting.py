@@ -1,58 +1,86 @@
-"""Graded check of notebook 04's feature-splitting section: each small decoder row's best match."""
+"""Graded exercise of notebook 04's feature-splitting section: each small decoder row's best match."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-from helpers.exercises.common import CheckFailed, call, close, passed
+from helpers.analysis import splitting
+from helpers.exercises.common import Case, CheckFailed, Exercise, arrays, make_check
 
-# expected answers on the fixed cases below (helpers.analysis.splitting.best_match's; a unit test keeps
-# them equal): per case, the best row of W_large for each row of W_small and its cosine
-BEST_MATCH = (
-    (
-        (3, 9, 6, 1, 8),
-        (0.9060491880319468, 0.6886434592791495, 0.7733129719799389, 0.8684203949083396, 0.732421553953467),
-    ),
-    ((5, 2, 2), (0.704513137012044, 0.8286318508134513, 0.5836622109915983)),
-)
+_FORMAT = "return two arrays: (indices, cosines), one entry each per row of W_small"
 
 
 def _unit(W: np.ndarray) -> np.ndarray:
     return W / np.linalg.norm(W, axis=1, keepdims=True)
 
 
-def _cases() -> list[tuple[np.ndarray, np.ndarray]]:
-    """Two synthetic decoder pairs. In the first, small row 0's best match (row 3) is short while a
-    long, weaker row (7) wins the plain dot product, and row 5 points almost opposite small row 1."""
-    rng = np.random.default_rng(17)
-    d = 8
-    small = rng.normal(size=(5, d)) * np.array([[0.5], [2.0], [1.0], [3.0], [0.8]])
-    large = rng.normal(size=(12, d)) * rng.uniform(0.5, 2.0, size=(12, 1))
-    u0, u1 = _unit(small[:2])
-    large[3] = 0.2 * _unit((u0 + 0.25 * rng.normal(size=d))[None])[0]
-    large[7] = 6.0 * _unit((u0 + 1.0 * rng.normal(size=d))[None])[0]
-    large[5] = -1.0 * _unit((u1 + 0.1 * rng.normal(size=d))[None])[0]
-    large[9] = 1.0 * _unit((u1 + 0.4 * rng.normal(size=d))[None])[0]
-    rng = np.random.default_rng(11)
-    second = (
-        rng.normal(size=(3, 4)) * np.array([[1.0], [0.3], [4.0]]),
-        rng.normal(size=(7, 4)) * rng.uniform(0.2, 3.0, size=(7, 1)),
-    )
-    return [(small, large), second]
+def _match_case(rng: np.random.Generator) -> Case:
+    """Two decoder matrices with rows of very different lengths. Small row 0's best match is a short row
+    while a long, less similar row wins the plain dot product; a row points almost opposite small row 1
+    (|cosine| would pick it). Every small row's best cosine beats its second by 0.05 at least, so float32
+    and float64 answers pick the same rows."""
+    while True:
+        d = int(rng.integers(4, 13))
+        n_small = int(rng.integers(3, 8))
+        n_large = n_small + int(rng.integers(2, 9))
+        small = rng.normal(size=(n_small, d)) * rng.uniform(0.3, 4.0, size=(n_small, 1))
+        large = rng.normal(size=(n_large, d)) * rng.uniform(0.3, 3.0, size=(n_large, 1))
+        u0, u1 = _unit(small[:2])
+        short, long, opposite, near = rng.choice(n_large, 4, replace=False)
+        large[short] = 0.2 * _unit((u0 + 0.25 * rng.normal(size=d))[None])[0]
+        large[long] = 6.0 * _unit((u0 + 1.0 * rng.normal(size=d))[None])[0]
+        large[opposite] = -1.0 * _unit((u1 + 0.1 * rng.normal(size=d))[None])[0]
+        large[near] = 1.0 * _unit((u1 + 0.4 * rng.normal(size=d))[None])[0]
+        cos = _unit(small) @ _unit(large).T
+        top2 = np.sort(cos, axis=1)[:, -2:]
+        dot = small @ large.T
+        if (
+            (top2[:, 1] - top2[:, 0]).min() > 0.05
+            and cos[0].argmax() == short
+            and dot[0].argmax() == long
+            and np.abs(cos[1]).argmax() == opposite != cos[1].argmax()
+        ):
+            return arrays(W_small=small, W_large=large)
 
 
-def _as_pair(got) -> tuple[np.ndarray, np.ndarray]:
+def _match_answer(args: tuple, case: Case) -> Case:
+    got = args[0](case["W_small"].copy(), case["W_large"].copy())
     try:
         idx, cos = got
-        return np.asarray(idx).reshape(-1), np.asarray(cos, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as err:
-        raise CheckFailed("return two arrays: (indices, cosines), one entry each per row of W_small") from err
+        return arrays(idx=idx, cos=cos)
+    except (TypeError, ValueError, CheckFailed) as err:
+        raise CheckFailed(_FORMAT) from err
 
 
-def _hint(A: np.ndarray, B: np.ndarray, idx: np.ndarray, cos: np.ndarray) -> str | None:
-    """The likely mistake behind a wrong answer, found by computing each wrong variant."""
+def _match_solve(case: Case) -> Case:
+    idx, cos = splitting.best_match(case["W_small"], case["W_large"])
+    return arrays(idx=idx.astype(np.int64), cos=cos.astype(np.float64))
+
+
+def _pair(out: Case) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        idx = np.asarray(out["idx"]).reshape(-1)
+        cos = np.asarray(out["cos"], dtype=np.float64).reshape(-1)
+        if idx.dtype.kind not in "iuf" or len(idx) != len(cos):
+            return None
+        return idx, cos
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _near(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-4, atol=1e-5))
+
+
+def _match_judge(case: Case, out: Case) -> str | None:
+    A, B = case["W_small"], case["W_large"]
+    got = _pair(out)
+    if got is None:
+        return _FORMAT
+    idx, cos = got
+    want = _match_solve(case)
+    if np.array_equal(idx, want["idx"]) and _near(cos, want["cos"]):
+        return None
     right = _unit(A) @ _unit(B).T
     dot = A @ B.T
     if len(idx) == len(B) != len(A) and np.array_equal(idx, right.argmax(0)):
@@ -63,14 +91,14 @@ def _hint(A: np.ndarray, B: np.ndarray, idx: np.ndarray, cos: np.ndarray) -> str
     if len(idx) != len(A):
         return f"return one index and one cosine per row of W_small ({len(A)}), not {len(idx)}"
     same = np.array_equal
-    if same(idx, dot.argmax(1)) and close(cos, dot.max(1)):
+    if same(idx, dot.argmax(1)) and _near(cos, dot.max(1)):
         return (
             "that is the plain dot product, not the cosine: long decoder rows win; divide by both rows' "
             "lengths (normalise every row to length 1 first)"
         )
-    if same(idx, dot.argmax(1)) and close(cos, (_unit(A) @ B.T).max(1)):
+    if same(idx, dot.argmax(1)) and _near(cos, (_unit(A) @ B.T).max(1)):
         return "forgot to normalise the rows of W_large: long rows win; scale every row of both to length 1"
-    if same(idx, right.argmax(1)) and close(cos, (A @ _unit(B).T).max(1)):
+    if same(idx, right.argmax(1)) and _near(cos, (A @ _unit(B).T).max(1)):
         return (
             "forgot to normalise the rows of W_small: the right rows, but each cosine is scaled by the "
             "small row's length"
@@ -89,23 +117,28 @@ def _hint(A: np.ndarray, B: np.ndarray, idx: np.ndarray, cos: np.ndarray) -> str
         return "that is the least similar row (argmin); take the largest cosine (argmax)"
     if same(idx, right.argmax(1)):
         return "the right rows but not their cosines: return each small row's largest cosine (the max)"
-    return None
+    return (
+        "best_match is wrong on a case: scale every row of both matrices to length 1, take the "
+        "[n_small, n_large] matrix of their dot products (the cosines), and for each small row its argmax "
+        "and max over the large rows"
+    )
 
 
-def check_best_match(fn: Callable) -> None:
-    """Exercise: for each row of W_small, the row of W_large with the largest cosine, and that cosine."""
-    from helpers.analysis import splitting
+BEST_MATCH = Exercise(
+    name="best_match",
+    references=(
+        "helpers.analysis.splitting.best_match",
+        "helpers.analysis.splitting.best_matches",
+        "helpers.analysis.splitting.unit_rows",
+        "helpers.sae.superposition.match_features",
+    ),
+    public=lambda: [_match_case(np.random.default_rng(s)) for s in (0, 1, 2)],
+    hidden=lambda rng: [_match_case(rng) for _ in range(4)],
+    answer=_match_answer,
+    solve=_match_solve,
+    judge=_match_judge,
+    done="best signed cosine per small row on every public case",
+)
 
-    forbidden = [splitting.best_match, splitting.best_matches, splitting.unit_rows]
-    for (A, B), (want_idx, want_cos) in zip(_cases(), BEST_MATCH, strict=True):
-        got = call(fn, A.copy(), B.copy(), forbidden=forbidden)
-        idx, cos = _as_pair(got)
-        if len(idx) == len(want_idx) and np.array_equal(idx, want_idx) and close(cos, want_cos):
-            continue
-        hint = _hint(A, B, idx, cos)
-        raise CheckFailed(
-            hint
-            or f"expected indices {list(want_idx)} and cosines {np.round(want_cos, 3).tolist()}, got "
-            f"{idx.tolist()} and {np.round(cos, 3).tolist()}: cosine = dot product of rows scaled to length 1"
-        )
-    passed("best_match", "best signed cosine per small row on 2 synthetic cases")
+EXERCISES = (BEST_MATCH,)
+check_best_match = make_check(BEST_MATCH)

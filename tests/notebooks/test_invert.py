@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tools.assignment import workbook_notebooks
-from tools.grading import invert_check
+from tools.invert import invert_check
 
 
 @pytest.mark.parametrize("path", workbook_notebooks(), ids=lambda p: p.name)
