@@ -4,33 +4,12 @@
 notebook in the ``ci`` profile and prints a table (student, notebook, check, points, passed, first line
 of the failure) with totals; the CSV is rewritten (atomically) after every notebook.
 
-How a check is scored (what this module guarantees, each backed by a test in
-``tests/unit/tools/test_grading.py``):
-
-- **Hidden cases, judged here.** Every graded cell is restored from the reference notebook and then
-  replaced by a cell that runs the student's answer (the arguments of its ``check_*`` call) on fresh
-  cases drawn by this process (seeded per run) and writes only the outputs to a file. This process reads
-  them (``allow_pickle=False``) and judges them against the reference functions it imported before any
-  student code ran. No expected value enters the student's kernel and nothing the kernel prints
-  counts: rebinding a check, printing ``PASSED``, a lookup table of the public cases, a patched
-  comparison helper or an edited ``helpers/`` cannot score.
-- **Reference use, read from the source.** A check scores 0 when the submission's own cells use the
-  ``helpers`` function the exercise asks the student to write, in any form :mod:`tools.source_scan`
-  recognises (called, aliased, imported under another name, through its module object, by its name in
-  a string, its ``__code__``), or the exercise module's internals.
-- **Isolation.** Each student runs in a fresh folder with an unguessable name, removed afterwards; their
-  output folder is written from the prepared reference outputs this process holds in memory; the cache
-  of those outputs is compared after each student and put back if changed (that student's checks
-  void); ``helpers/`` and ``tools/`` are put back if changed (checks void). One student's crash is a
-  row, never the end of the run; every student folder gets rows (missing or duplicated notebooks too).
-
-What it does not prevent (students run as the same user, in a Python kernel): code obfuscated past the
-source scan (names built at run time and reached through ``importlib``, ``eval`` ...), reading the
-process environment (where the diagnosis exercise's secret is), killing the grader, writing outside
-the workbook (the virtual environment, other users' files). Cells using such machinery are listed in a
-``(review)`` row: read those notebooks before trusting their score.
-
-``tools.invert`` is nbgrader's ``validate`` / ``validate --invert`` on the public self-checks.
+Each graded cell is replaced by one that runs the arguments of its ``check_*`` call on fresh cases drawn
+here (seeded per run) and writes only the outputs; they are judged here, against the reference functions
+imported before any student code ran. A check also scores 0 when the submission's own cells use its
+reference (:mod:`tools.source_scan`). Students run one at a time in fresh folders
+(:mod:`tools.isolation`). What this prevents and what it does not is stated, claim by test, in the
+README's "For instructors"; ``tools.invert`` is nbgrader's ``validate --invert`` on the self-checks.
 """
 
 from __future__ import annotations
@@ -44,8 +23,8 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nbformat
@@ -69,27 +48,13 @@ from tools.assignment import (
     read_notebook,
     workbook_notebooks,
 )
+from tools.grade_table import Row, as_table, format_table, summary, void
 from tools.kernel import CellResult, first_line, run_cells
 from tools.source_scan import Guarded, check_calls, check_modules, reference_uses, review_findings
 
 CELL_TIMEOUT_S = 600  # one cell (ci profile: 12 s idle, 169 s seen on a loaded 2-core machine)
 NOTEBOOK_TIMEOUT_S = 1200  # one notebook, every cell together
 CACHE_DIR = ROOT / ".cache" / "grading"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the grade table."""
-
-    student: str
-    notebook: str
-    check: str
-    points: float
-    passed: bool
-    failure: str = ""
-
-
-COLUMNS = list(Row.__dataclass_fields__)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -303,15 +268,6 @@ def copies_of(folder: Path, name: str) -> list[Path]:
     return sorted(p for p in folder.rglob(name) if ".ipynb_checkpoints" not in p.parts and p.is_file())
 
 
-def _void(rows: list[Row], why: str, student: str = "-") -> list[Row]:
-    student, name = (rows[0].student, rows[0].notebook) if rows else (student, "-")
-    out = [
-        replace(r, passed=False, failure=f"void: {why}") if r.passed and r.check[:1] != "(" else r
-        for r in rows
-    ]
-    return out + [Row(student, name, "(files)", 0, False, why)]
-
-
 def run_student(
     student: str,
     folder: Path | None,
@@ -346,7 +302,7 @@ def run_student(
         changed = guard.changes() if guard is not None else []
         if changed:
             listed = ", ".join(changed[:4]) + " ..." * (len(changed) > 4)
-            rows = _void(rows, f"the run changed the workbook's own files: {listed}")
+            rows = void(rows, f"the run changed the workbook's own files: {listed}")
         log(f"  {name}: {time.monotonic() - start:.0f} s")
         on_notebook(rows)
 
@@ -401,10 +357,6 @@ def prepared_outputs(
     return isolation.store_prepared(home / "out", cache_dir, key, profile)
 
 
-def _table(rows: Iterable[Row]) -> pd.DataFrame:
-    return pd.DataFrame([asdict(r) for r in rows], columns=COLUMNS)
-
-
 def grade(
     submission_dir: Path | None = None,
     *,
@@ -437,7 +389,7 @@ def grade(
     def flush(new: list[Row]) -> None:
         rows.extend(new)
         if csv is not None:
-            save_csv(csv, _table(rows))
+            save_csv(csv, as_table(rows))
 
     flush([])
     if cache_dir is not None:
@@ -484,7 +436,7 @@ def grade(
                     )
                 if held is not None and held.changed_on_disk():
                     held.restore()
-                    theirs = _void(
+                    theirs = void(
                         theirs, "the run changed the prepared reference outputs (put back)", student
                     )
                 isolation.remove(home)
@@ -498,35 +450,7 @@ def grade(
                     isolation.store_prepared(out, cache_dir, key, profile) if out.exists() else None
         finally:
             isolation.make_writable(work)
-    return _table(rows)
-
-
-def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Score per student: points earned / points possible, checks passed / checks."""
-    checks = table[~table["check"].str.startswith("(")]
-    earned = checks["points"].where(checks["passed"], 0)
-    out = pd.DataFrame(
-        {
-            "score": earned.groupby(checks["student"]).sum(),
-            "possible": checks.groupby("student")["points"].sum(),
-            "passed": checks.groupby("student")["passed"].sum(),
-            "checks": checks.groupby("student").size(),
-        }
-    )
-    return out.astype({"passed": int, "checks": int})
-
-
-def format_table(table: pd.DataFrame, width: int = 110) -> str:
-    """The grade table as text, text columns left-aligned, failures cut to ``width`` characters."""
-    shown = table.assign(
-        failure=table["failure"].str.slice(0, width), points=table["points"].map("{:g}".format)
-    )
-    cols = list(shown.columns)
-    widths = {c: max(len(c), *(len(str(v)) for v in shown[c])) if len(shown) else len(c) for c in cols}
-    lines = ["  ".join(c.ljust(widths[c]) for c in cols).rstrip()]
-    for row in shown.itertuples(index=False):
-        lines.append("  ".join(str(v).ljust(widths[c]) for c, v in zip(cols, row, strict=True)).rstrip())
-    return "\n".join(lines)
+    return as_table(rows)
 
 
 def _interrupt(signum, frame):  # SIGTERM: stop like Ctrl-C, so the kernel is shut down

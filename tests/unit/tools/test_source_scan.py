@@ -71,3 +71,29 @@ def test_the_forms_of_reference_use(tmp_path):
         nb = nbformat.v4.new_notebook()
         nb.cells = [*ref.cells, nbformat.v4.new_code_cell(source)]
         assert bool(reference_uses(nb, ref, g)) == flagged, source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_reference_through_every_name_the_notebook_imports_is_flagged(path):
+    """For each exercise, a cell that reaches its reference through each name the notebook binds (the
+    function itself, its module under any alias, the full dotted path) scores that exercise 0."""
+    import nbformat
+
+    from tools.source_scan import bindings
+
+    nb = read_notebook(path)
+    names = bindings(c.source for c in nb.cells if c.cell_type == "code")
+    tried = 0
+    for check, module in check_modules(nb).items():
+        ex = exercise_of(importlib.import_module(module), check)
+        for ref in ex.references:
+            mod, _, fn = ref.rpartition(".")
+            forms = [f"import {mod}\nanswer = {ref}", f"from {mod} import {fn} as mine"]
+            forms += [f"answer = {n}.{fn}" for n, t in names.items() if t == mod]
+            forms += [f"answer = {n}" for n, t in names.items() if t == ref]
+            for source in forms:
+                sub = nbformat.from_dict(dict(nb))
+                sub.cells = [*nb.cells, nbformat.v4.new_code_cell(source)]
+                assert ex.name in reference_uses(sub, nb, [Guarded(ex.name, ex.references, module)]), source
+                tried += 1
+    assert tried >= 2
