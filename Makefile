@@ -36,7 +36,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+# a read-only data/ or figures/ (or WORKBOOK_OUTPUT) is one line before any notebook runs, not a traceback after
 run: install
+	@WORKBOOK_PROFILE=full $(PY) -c 'import sys; from helpers.config import outputs_problem; sys.exit(outputs_problem())'
 	@set -e; for nb in $(NB); do \
 		echo "== $$nb (full profile)"; start=$$(date +%s); \
 		WORKBOOK_PROFILE=full WORKBOOK_HEADLESS=1 $(PY) -m jupyter nbconvert --to notebook --execute --inplace --log-level=WARN \

@@ -15,16 +15,31 @@ default is written twice.
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from helpers.validate import as_count, as_finite
+
 ROOT: Path = Path(__file__).resolve().parents[1]
 PROFILE_ENV = "WORKBOOK_PROFILE"
 OUTPUT_ENV = "WORKBOOK_OUTPUT"  # where data/ and figures/ go instead of the profile's default
 PROFILES = ("full", "ci")
+
+
+def _whole_fields_as_int(cfg: object, names: tuple[str, ...]) -> None:
+    """Store whole numbers given as 8.0 or ``np.int64(8)`` in the frozen dataclass ``cfg`` as plain ints
+    (what sizes, torch and a run's key expect); anything else is left as it is, for ``validate`` to refuse
+    in one line through :func:`helpers.validate.as_count`."""
+    for name in names:
+        v = getattr(cfg, name)
+        if type(v) is not int and not isinstance(v, bool) and isinstance(v, numbers.Real):
+            try:
+                if float(v).is_integer():
+                    object.__setattr__(cfg, name, int(v))
+            except (OverflowError, ValueError):
+                pass
 
 
 @dataclass(frozen=True)
@@ -39,18 +54,19 @@ class GenerationConfig:
     chat_template: bool = False
     prompts_per_batch: int = 50
 
+    _WHOLE = ("samples_per_prompt", "max_new_tokens", "min_new_tokens", "top_k", "seed", "prompts_per_batch")
+
+    def __post_init__(self) -> None:
+        _whole_fields_as_int(self, self._WHOLE)
+
     def validate(self) -> None:
-        if min(self.samples_per_prompt, self.max_new_tokens, self.prompts_per_batch, self.top_k) < 1:
-            raise ValueError("samples_per_prompt, max_new_tokens, prompts_per_batch and top_k must be >= 1")
-        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
-            raise ValueError(
-                f"need 0 <= min_new_tokens <= max_new_tokens, got {self.min_new_tokens}, "
-                f"{self.max_new_tokens}"
-            )
-        if not (self.temperature >= 0 and 0 < self.top_p <= 1):
-            raise ValueError(
-                f"need temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}"
-            )
+        """One ``ValueError`` line for the first bad field (:mod:`helpers.validate`'s guards)."""
+        for name in ("samples_per_prompt", "max_new_tokens", "prompts_per_batch", "top_k"):
+            as_count(getattr(self, name), name)
+        as_count(self.min_new_tokens, "min_new_tokens", 0, self.max_new_tokens)
+        as_count(self.seed, "seed", 0)
+        as_finite(self.temperature, "temperature", 0)
+        as_finite(self.top_p, "top_p", 0, 1, open_lo=True)
 
     def key(self) -> dict:
         return asdict(self)
@@ -87,25 +103,30 @@ class SAEConfig:
     def d_sae(self) -> int:
         return self.expansion * self.d_in
 
+    # whole-number fields and their lower bounds (aux_k 0: no AuxK loss)
+    _WHOLE = (("d_in", 1), ("expansion", 1), ("k", 1), ("aux_k", 0), ("dead_tokens", 1), ("batch_size", 1))
+    _WHOLE += (("steps", 1), ("seed", 0))
+
+    def __post_init__(self) -> None:
+        _whole_fields_as_int(self, tuple(name for name, _ in self._WHOLE))
+
     def validate(self) -> None:
+        """One ``ValueError`` line for the first bad field, through :mod:`helpers.validate`'s guards: whole
+        numbers (``k = '32'``, ``2.5`` or None), finite numbers (``lr`` inf, ``grad_clip`` NaN, λ ``'5'``)."""
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
-        for name in ("d_in", "expansion", "k", "aux_k", "dead_tokens", "batch_size", "steps", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-                raise ValueError(f"{name} = {v!r} must be a whole number (an int)")
-        if self.d_in < 1 or self.expansion < 1:
-            raise ValueError("d_in and expansion must be >= 1")
-        if self.architecture == "topk" and not 1 <= self.k <= self.d_sae:
+        for name, lo in self._WHOLE:
+            as_count(getattr(self, name), name, lo)
+        if self.architecture == "topk" and not self.k <= self.d_sae:
             raise ValueError(f"k = {self.k} must lie in 1..d_sae = {self.d_sae}; lower k or widen the SAE")
-        if self.architecture == "l1" and not (
-            self.l1_coefficient >= 0 and math.isfinite(self.l1_coefficient)
-        ):
-            raise ValueError(f"the L1 coefficient λ must be a finite number >= 0, got {self.l1_coefficient}")
+        as_finite(self.l1_coefficient, "the L1 coefficient λ (l1_coefficient)", 0)
+        as_finite(self.aux_coefficient, "aux_coefficient", 0)
+        as_finite(self.lr, "lr", 0, open_lo=True)
+        as_finite(self.grad_clip, "grad_clip", 0, open_lo=True)
+        as_finite(self.warmup_frac, "warmup_frac", 0, 1)
+        as_finite(self.decay_frac, "decay_frac", 0, 1)
         if self.b_dec_init not in ("mean", "zeros"):
             raise ValueError(f"b_dec_init must be 'mean' or 'zeros', got {self.b_dec_init!r}")
-        if not (self.lr > 0 and self.steps >= 1 and self.batch_size >= 1):
-            raise ValueError("lr must be > 0, steps and batch_size >= 1")
 
     def name(self) -> str:
         knob = f"k{self.k}" if self.architecture == "topk" else f"l1_{self.l1_coefficient:g}"
@@ -274,6 +295,32 @@ def paths(profile: str | None = None) -> Paths:
         figures=out / "figures",
         model_cache=Path(os.environ.get("WORKBOOK_MODEL_CACHE", ROOT / ".cache" / "models")),
     )
-    p.data.mkdir(parents=True, exist_ok=True)
-    p.figures.mkdir(parents=True, exist_ok=True)
+    for folder in (p.data, p.figures):  # refused now, not after a notebook has run for minutes
+        why = _unwritable(folder)
+        if why:
+            raise ValueError(
+                f"the output folder {folder} {why}: the notebooks write their results there; make it "
+                f"writable, or set {OUTPUT_ENV} to a writable folder"
+            )
     return p
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why ``folder`` cannot take output (it cannot be created, or is read-only), or None; creates it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"cannot be created ({err.strerror or type(err).__name__})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "is read-only"
+    return None
+
+
+def outputs_problem(profile: str | None = None) -> str | None:
+    """Why the profile's output folders (data/, figures/) cannot be written, in one line, or None: what
+    ``make run`` asks before it runs any notebook."""
+    try:
+        paths(profile)
+    except ValueError as err:
+        return str(err)
+    return None

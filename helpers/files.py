@@ -3,8 +3,10 @@ loading without pickles, and parameter keys.
 
 * Atomic writing: write to a temp file in the same folder, then ``os.replace``. An interrupted cell
   never leaves half a file behind: the previous version stays until the new one is complete. Temp
-  files are named ``.<name>.<random>.tmp<suffix>`` (git-ignored); one left by a killed process is
-  removed by the next write of the same file. New files get the user's umask, not 0600.
+  files are named ``.<name>.p<pid>.<random>.tmp<suffix>`` (git-ignored); one left by a killed process
+  (kill -9 skips every ``finally``) is removed by the next write of the same file, never one whose
+  writer still runs. :func:`atomic_dir` does the same for a folder (the model cache). New files get
+  the user's umask, not 0600.
 * Artifacts: a store (``.npz`` + its ``.json``), the generations (``.csv`` + ``.json``) and an SAE
   (weights + ``cfg.json``) are each several files. :func:`commit` writes, last, a marker naming every
   file's size and SHA-256; :func:`verify` reuses the artifact only when every file still matches, so
@@ -16,10 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +41,61 @@ def _umask() -> int:
     return mask
 
 
-def _remove_stale_temps(path: Path) -> None:
-    """Temp files of ``path`` left by a killed writer (kill -9 skips every ``finally``)."""
-    for old in path.parent.glob(f".{path.name}.*{TMP_TAG}*"):
+_STARTED = time.time()  # this process had loaded helpers by then: older temps are no write of its own
+
+
+def predates_process(path: Path) -> bool:
+    """Whether ``path`` was last modified before this process loaded helpers (so no write of its own)."""
+    try:
+        return path.lstat().st_mtime < _STARTED
+    except OSError:
+        return False
+
+
+def _temp_prefix(path: Path) -> str:
+    """How our temps of ``path`` start: ``.<name>.p<pid>.`` (the pid tells whether the writer still runs)."""
+    return f".{path.name}.p{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill would terminate the process there: never tell, never clean
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, another user's
+        return True
+    return True
+
+
+def _is_stale(tmp: Path, prefix: str) -> bool:
+    """Whether ``tmp`` (a temp of ours: its name starts with ``prefix``) was left by a writer that is
+    gone: its name carries the writer's pid and that process has ended (or is this one, which is not
+    writing it now), or it carries no pid (written by an older workbook, which removed them all)."""
+    m = re.match(r"p(\d+)\.", tmp.name[len(prefix) :])
+    return m is None or int(m.group(1)) == os.getpid() or not _pid_alive(int(m.group(1)))
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Remove the temps (files or folders named ``.<name>.*.tmp*``) of ``path`` that a killed writer
+    left, never one whose writer still runs; returns what it removed. Errors are ignored (a temp that
+    cannot be removed stays, as before)."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    removed = []
+    for old in path.parent.glob(f"{glob_escape(prefix)}*{TMP_TAG}*"):
+        if not _is_stale(old, prefix):
+            continue
         try:
-            old.unlink()
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+            removed.append(old)
         except OSError:
             pass
+    return removed
 
 
 @contextmanager
@@ -49,8 +103,8 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success it replaces ``path``, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_TAG + suffix, dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TMP_TAG + suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -59,6 +113,34 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextmanager
+def atomic_dir(folder: str | Path) -> Iterator[Path]:
+    """Yield a new empty temp folder beside ``folder`` (``.<name>.p<pid>.<random>.tmp``, ours to fill);
+    on success it takes the place of ``folder`` (the old one is first moved aside under a temp name,
+    then removed), on error it is removed. Temp folders a killed writer left are removed first."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(folder), suffix=TMP_TAG, dir=folder.parent))
+    aside = None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a normal folder follows the umask
+        if folder.exists():
+            aside = tmp.with_name(tmp.name[: -len(TMP_TAG)] + ".old" + TMP_TAG)
+            os.rename(folder, aside)
+        os.replace(tmp, folder)
+    except BaseException:
+        if aside is not None and aside.exists() and not folder.exists():
+            os.rename(aside, folder)  # put the old one back
+            aside = None
+        raise
+    finally:
+        for left in (tmp, aside):
+            if left is not None and left.exists():
+                shutil.rmtree(left, ignore_errors=True)
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None], suffix: str = "") -> Path:

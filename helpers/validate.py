@@ -99,3 +99,72 @@ def token_limit(n_tokens: int, limit: int, what: str = "the text") -> None:
     """Refuse a text longer than ``limit`` tokens (the model's context, or what fits in memory)."""
     if n_tokens > limit:
         raise ValueError(f"{what} is {n_tokens:,} tokens long; the limit is {limit:,}: shorten it")
+
+
+def context_length(model: object) -> int | None:
+    """The most tokens ``model`` takes in one sequence, read from its config (``max_position_embeddings``
+    for llama and GPT-NeoX, ``n_positions`` / ``n_ctx`` for GPT-2 ...), or None when it names none."""
+    cfg = getattr(model, "config", None)
+    for key in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length"):
+        n = getattr(cfg, key, None)
+        if isinstance(n, int | np.integer) and not isinstance(n, bool) and n > 0:
+            return int(n)
+    return None
+
+
+def as_indices(values: object, what: str, n: int, owner: str = "it") -> np.ndarray:
+    """:func:`as_index` for a whole array at once (vectorised: no Python loop over the ids): the ids as
+    an int64 array in ``0..n-1``, else the first bad one refused in :func:`as_index`'s one line."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        ok = (arr >= 0) & (arr < n)
+    elif arr.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(arr) & (arr == np.round(arr)) & (arr >= 0) & (arr < n)
+    else:  # strings, objects, bools: refuse the first one that is not a whole number in range
+        for v in arr.ravel():
+            as_index(v.item() if isinstance(v, np.generic) else v, what, n, owner)
+        ok = np.ones(arr.shape, bool)
+    if not ok.all():
+        bad = arr.ravel()[int(np.flatnonzero(~ok.ravel())[0])]
+        as_index(bad.item(), what, n, owner)
+    return arr.astype(np.int64, copy=False)
+
+
+def id_column(values: object, what: str, path: Path | str, n: int | None = None) -> np.ndarray:
+    """A file's column of ids, one per row (the header on line 1, so value i is on row i + 2): each a
+    whole number in ``0..n-1`` (``0..2**31-1`` without ``n``) and none repeated, as an int64 array; else
+    one ``ValueError`` line naming the file, the row and the value (777.5 would silently become 777,
+    "three" raise a raw error, a repeated id let its last row win)."""
+    hi = (n if n is not None else 2**31) - 1
+    arr = np.asarray(values)
+    nums = np.full(arr.shape, np.nan)
+    if arr.dtype.kind in "iuf":
+        nums = arr.astype(float)
+    elif arr.dtype.kind != "b":  # numbers as text (a column pandas left as strings) or objects
+        for i, v in enumerate(arr.ravel()):
+            if isinstance(v, str):
+                try:
+                    nums[i] = float(v)
+                except ValueError:
+                    pass
+            elif isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_):
+                nums[i] = float(v)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(nums) & (nums == np.round(nums)) & (nums >= 0) & (nums <= hi))
+    name = Path(path).name
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        v = arr[i].item() if isinstance(arr[i], np.generic) else arr[i]
+        as_count(v, f"{name} row {i + 2}: {what}", 0, hi)
+        raise ValueError(f"{name} row {i + 2}: {what} = {v!r} must be a whole number in 0..{hi}")
+    ids = nums.astype(np.int64)
+    _, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        dup = np.sort(ids[first[counts > 1]])
+        row = int(np.flatnonzero(ids == dup[0])[1]) + 2
+        shown = ", ".join(map(str, dup[:5])) + (", ..." if len(dup) > 5 else "")
+        raise ValueError(
+            f"{name} repeats {what}(s) [{shown}] (row {row} is a second {dup[0]}); each must be unique"
+        )
+    return ids

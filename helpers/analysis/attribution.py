@@ -37,7 +37,7 @@ from helpers.model.blocks import accepts, validate_layer
 from helpers.model.hooks import edit_block
 from helpers.sae.model import BaseSAE
 from helpers.stats import Interval, bootstrap
-from helpers.validate import as_index
+from helpers.validate import as_count, as_finite, as_index, context_length, token_limit
 
 
 def attribute(f: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -68,7 +68,7 @@ class Attribution:
 
     def top(self, n: int = 10) -> pd.DataFrame:
         """The ``n`` features with the largest |attribution| (active features only), largest first."""
-        n = positive_int(n, "n")
+        n = as_count(n, "n")
         active = np.flatnonzero(self.fires > 0)
         order = active[np.argsort(-np.abs(self.scores[active]), kind="stable")][:n]
         return pd.DataFrame(
@@ -91,18 +91,39 @@ class Attribution:
 
 
 def positive_int(n: object, name: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise ValueError(f"{name} must be a whole number >= 1, got {n!r}")
-    return int(n)
+    """``n`` as a whole number >= 1 (:func:`helpers.validate.as_count`; kept for the widget's imports)."""
+    return as_count(n, name)
 
 
 def vocab_size(model: nn.Module) -> int:
     return int(model.get_output_embeddings().weight.shape[0])
 
 
-def encode_prompt(tokenizer, prompt: object, skip_first: bool = True) -> list[int]:
+# Attribution keeps every block's activations for its backward pass, so its memory grows with the prompt:
+# measured on SmolLM2-135M's architecture (CPU, float32, SAE at layer 16) the peak above the model grows
+# linearly, ~1.3 MiB per token (0.34 GiB at 256 tokens, 1.3 at 1,024, 2.6 at 2,048, 5.3 at 4,096, which took
+# 60 s on 2 busy cores). 11,006 tokens would need ~14 GiB on top of the model and the notebook's data, and
+# failed to allocate on a 24 GB machine; the model's whole 8,192-token context would need ~10.5 GiB. 2,048
+# tokens (a page and a half of text) keeps one prompt under ~3 GiB and ~30 s, with room for the rest.
+MAX_ATTRIBUTION_TOKENS = 2048
+_PER_TOKEN = "attribution's backward pass holds ~1.3 MiB per token"
+
+
+def prompt_limit(model: nn.Module, backward: bool = True) -> tuple[int | None, str]:
+    """The most tokens a prompt may have, and why: the model's context, and for attribution (a
+    backward pass) at most :data:`MAX_ATTRIBUTION_TOKENS`, what fits in memory."""
+    context = context_length(model)
+    if backward and (context is None or MAX_ATTRIBUTION_TOKENS < context):
+        return MAX_ATTRIBUTION_TOKENS, _PER_TOKEN
+    return context, "" if context is None else f"the model's context is {context:,} tokens"
+
+
+def encode_prompt(
+    tokenizer, prompt: object, skip_first: bool = True, limit: tuple[int | None, str] = (None, "")
+) -> list[int]:
     """The prompt's token ids, refusing an empty prompt (or a one-token prompt when the first token
-    is not spliced: nothing would be left to attribute)."""
+    is not spliced: nothing would be left to attribute), or one longer than ``limit`` (tokens, why:
+    :func:`prompt_limit`), before anything runs."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"the prompt must be non-empty text, got {prompt!r}; type a sentence to continue")
     ids = list(tokenizer(prompt)["input_ids"])
@@ -111,6 +132,9 @@ def encode_prompt(tokenizer, prompt: object, skip_first: bool = True) -> list[in
             f"the prompt {prompt!r} is {len(ids)} token(s); the first token is not spliced (attention sink), "
             "so give at least two tokens"
         )
+    max_tokens, why = limit
+    if max_tokens is not None:
+        token_limit(len(ids), max_tokens, f"the prompt ({why})" if why else "the prompt")
     return ids
 
 
@@ -139,7 +163,7 @@ def text_prefixes(tokenizer, texts: Sequence[str], n_tokens: Sequence[int] | int
         raise ValueError(f"got {len(texts)} texts but {len(ns)} cut lengths; give one per text")
     out = []
     for text, n in zip(texts, ns, strict=True):
-        n = positive_int(n, "n_tokens")
+        n = as_count(n, "n_tokens")
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         out.append(tokenizer.decode(ids[:n], skip_special_tokens=True))
     return out
@@ -172,8 +196,8 @@ def _metric(logits: torch.Tensor, target: int, contrast: int | None) -> torch.Te
 @torch.no_grad()
 def top_next_tokens(model: nn.Module, tokenizer, prompt: str, n: int = 5) -> list[tuple[int, str, float]]:
     """The model's ``n`` most likely next tokens after ``prompt``: (id, text, probability)."""
-    n = positive_int(n, "n")
-    ids = encode_prompt(tokenizer, prompt, skip_first=False)
+    n = as_count(n, "n")
+    ids = encode_prompt(tokenizer, prompt, skip_first=False, limit=prompt_limit(model, backward=False))
     dev = next(model.parameters()).device
     p = torch.softmax(_forward_last(model, torch.tensor([ids], device=dev))[0], -1)
     top = torch.topk(p, min(n, p.numel()))
@@ -197,7 +221,7 @@ def attribute_features(
     features at block ``layer`` (activation × gradient through the splice, error held fixed)."""
     layer = validate_layer(model, layer)
     _check_sae(model, sae)
-    ids = encode_prompt(tokenizer, prompt, skip_first)
+    ids = encode_prompt(tokenizer, prompt, skip_first, prompt_limit(model))
     n_vocab = vocab_size(model)
     tgt = None if target is None else token_id(tokenizer, target, n_vocab)
     con = None if contrast is None else token_id(tokenizer, contrast, n_vocab)
@@ -257,9 +281,8 @@ def ablation_effects(
     row, so a whole list costs one forward pass per ``batch_size`` features; blocks 0..``layer`` run
     once, for a single row, and the batch widens at the splice."""
     feats = result.top(n)["feature"].tolist() if features is None else [sae.feature_id(i) for i in features]
-    batch_size = positive_int(batch_size, "batch_size")
-    if not np.isfinite(factor):
-        raise ValueError(f"factor must be a finite number, got {factor!r}")
+    batch_size = as_count(batch_size, "batch_size")
+    factor = as_finite(factor, "factor")
     if not feats:
         return np.zeros(0)
     s = int(result.skip_first)
@@ -357,10 +380,16 @@ def attribution_vs_ablation(
     """For every prompt: the model's top next token as target, attribution of its logit, then the
     ``n_features`` top features ablated one at a time. Returns the (attributed, measured) pairs
     and their Pearson and Spearman correlations over all pairs."""
-    n_features = positive_int(n_features, "n_features")
+    n_features = as_count(n_features, "n_features")
     prompts = list(prompts)
     if not prompts:
         raise ValueError("give at least one prompt")
+    limit = prompt_limit(model)
+    for i, prompt in enumerate(prompts):  # every prompt checked before the first slow pass
+        try:
+            encode_prompt(tokenizer, prompt, True, limit)
+        except ValueError as err:
+            raise ValueError(f"prompt {i}: {err}") from None
     t0 = time.perf_counter()
     rows = []
     for p_id, prompt in enumerate(prompts):

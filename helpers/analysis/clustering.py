@@ -17,6 +17,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 from helpers.analysis.features import FeatureIndex
 from helpers.data.layer_scan import mean_pool
 from helpers.data.store import Store
+from helpers.validate import as_count, as_indices
 
 POOLS = ("max", "mean")
 
@@ -88,18 +89,21 @@ def prepare(X: np.ndarray) -> np.ndarray:
     return Z
 
 
-def check_k(k: int, n: int) -> None:
-    if not 2 <= k <= n - 1:
+def check_k(k: int, n: int) -> int:
+    """``k`` as a number of clusters for ``n`` documents (a whole number, 2 <= k < n), or one line."""
+    k = as_count(k, "k (clusters)", 2)
+    if not k <= n - 1:
         raise ValueError(f"k = {k} clusters needs 2 <= k < number of documents ({n}); choose a smaller k")
+    return k
 
 
 def kmeans(Z: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    check_k(k, len(Z))
-    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(Z)
+    k = check_k(k, len(Z))
+    return KMeans(n_clusters=k, n_init=10, random_state=as_count(seed, "seed", 0)).fit_predict(Z)
 
 
 def agglomerative(Z: np.ndarray, k: int) -> np.ndarray:
-    check_k(k, len(Z))
+    k = check_k(k, len(Z))
     return AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="average").fit_predict(Z)
 
 
@@ -145,9 +149,13 @@ def lift_ranking(X: np.ndarray, labels: np.ndarray, c: int, n: int = 5) -> np.nd
 
 def feature_families(W_dec: np.ndarray, features: np.ndarray, n_families: int, seed: int = 0) -> pd.DataFrame:
     """Cluster the decoder directions of ``features`` by cosine (k-means on unit vectors):
-    ``feature, family, cos_to_centre``."""
+    ``feature, family, cos_to_centre``. Each feature id is a whole number in 0..d_sae-1 (-1, which would
+    silently cluster the last feature under the label -1, is refused in one line); ``n_families`` lies in
+    1..len(features)."""
+    features = as_indices(features, "feature", len(W_dec), "W_dec").ravel()
+    n_families = as_count(n_families, "n_families", 1, max(len(features), 1))
     W = W_dec[features] / np.linalg.norm(W_dec[features], axis=1, keepdims=True)
-    km = KMeans(n_clusters=n_families, n_init=1, max_iter=100, random_state=seed).fit(W)
+    km = KMeans(n_clusters=n_families, n_init=1, max_iter=100, random_state=as_count(seed, "seed", 0)).fit(W)
     centres = km.cluster_centers_ / np.linalg.norm(km.cluster_centers_, axis=1, keepdims=True)
     cos = (W * centres[km.labels_]).sum(1)
     return pd.DataFrame({"feature": features, "family": km.labels_, "cos_to_centre": cos})

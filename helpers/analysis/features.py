@@ -12,8 +12,9 @@ import pandas as pd
 import torch
 
 from helpers.data.store import Store
+from helpers.sae.metrics import NAN_HINT, batch_is_finite, check_rows
 from helpers.sae.model import BaseSAE
-from helpers.validate import as_index
+from helpers.validate import as_count, as_index, finite_array
 
 
 @dataclass
@@ -75,12 +76,14 @@ class FeatureIndex:
         """``i`` as a feature id of this index, or one ``ValueError`` line."""
         return as_index(i, "feature", self.d_sae, "this SAE")
 
-    def check_live(self, i: object) -> None:
+    def check_live(self, i: object) -> int:
+        """``i`` as the id of a feature of this index that fires, or one ``ValueError`` line."""
         i = self.check(i)
         if self.counts[i] == 0:
             raise ValueError(
                 f"feature {i} is dead: it never fires on the store; pick a live one (index.live())"
             )
+        return i
 
     def values_at(self, i: int, rows: np.ndarray) -> np.ndarray:
         """Latent ``i``'s activation at each of ``rows`` (0 where it does not fire)."""
@@ -93,31 +96,50 @@ class FeatureIndex:
 
 @torch.no_grad()
 def encode_store(sae: BaseSAE, acts: np.ndarray, batch_size: int = 4096) -> FeatureIndex:
-    """Encode every row of ``acts`` in batches and keep only the non-zero activations."""
+    """Encode every row of ``acts`` in batches and keep only the non-zero activations. Rows holding NaN
+    or inf (whose latents never fire: they would silently index as 0 features) are refused in one line."""
+    check_rows(acts)
     rows, lats, vals = [], [], []
     dev = sae.W_enc.device
+    finite = torch.ones((), dtype=torch.bool, device=dev)  # checked once at the end: no sync per batch
     for s in range(0, len(acts), batch_size):
-        f = sae.encode(torch.as_tensor(acts[s : s + batch_size], dtype=torch.float32, device=dev))
+        x = torch.as_tensor(acts[s : s + batch_size], dtype=torch.float32, device=dev)
+        finite &= batch_is_finite(x)
+        f = sae.encode(x)
         r, c = torch.nonzero(f > 0, as_tuple=True)
         rows.append((r + s).cpu().numpy().astype(np.int32))
         lats.append(c.cpu().numpy().astype(np.int32))
         vals.append(f[r, c].cpu().numpy())
+    if not bool(finite):
+        finite_array(acts, "the activation matrix", NAN_HINT)
     return FeatureIndex.from_entries(
         np.concatenate(rows), np.concatenate(lats), np.concatenate(vals), len(acts), sae.cfg.d_sae
     )
 
 
 def check_match(sae_cfg: dict, store: Store) -> None:
-    """The SAE and the store must come from the same model, layer and width."""
-    if sae_cfg.get("d_in") != store.d_model:
+    """The SAE and the store must come from the same model, layer and width. ``d_in`` and ``hook_layer``
+    (from the SAE's cfg.json) are compared as whole numbers: ``"16"`` is refused as such, not reported as
+    "layer 16 but the store holds layer 16"."""
+
+    def whole(key: str, lo: int) -> int | None:
+        if sae_cfg.get(key) is None:
+            return None
+        try:
+            return as_count(sae_cfg[key], f"the SAE's {key}", lo)
+        except ValueError as err:
+            raise ValueError(f"{err}; fix the SAE's cfg.json or retrain it (notebook 03)") from None
+
+    d_in, layer = whole("d_in", 1), whole("hook_layer", 0)
+    if d_in != store.d_model:
         raise ValueError(
-            f"the SAE reads d_in = {sae_cfg.get('d_in')} but the store has d_model = {store.d_model}; "
+            f"the SAE reads d_in = {d_in} but the store has d_model = {store.d_model}; "
             f"retrain it (notebook 03)"
         )
-    if sae_cfg.get("hook_layer") not in (None, store.layer):
+    if layer is not None and layer != store.layer:
         raise ValueError(
-            f"the SAE was trained on layer {sae_cfg.get('hook_layer')} but the store holds layer "
-            f"{store.layer}; re-run notebook 03"
+            f"the SAE was trained on layer {layer} but the store holds layer {store.layer}; "
+            f"re-run notebook 03"
         )
     if sae_cfg.get("model_name") not in (None, store.model):
         raise ValueError(
@@ -176,7 +198,8 @@ def top_examples(
 ) -> list[Example]:
     """The ``n`` highest activations of feature ``i`` with their context, no two overlapping
     and no two with the same tokens (the samples of one prompt repeat the prompt's text)."""
-    index.check_live(i)
+    i = index.check_live(i)
+    n, left, right = as_count(n, "n"), as_count(left, "left", 0), as_count(right, "right", 0)
     rows, vals = index.of(i)
     bounds = bounds or doc_bounds(store)
     out, seen = [], set()
@@ -207,7 +230,9 @@ def quantile_examples(
 ) -> list[tuple[str, Example]]:
     """A few random examples from each band of activation (as a fraction of the max), so weak
     activations are seen too, not only the top."""
-    index.check_live(i)
+    i = index.check_live(i)
+    bands, per_band = as_count(bands, "bands"), as_count(per_band, "per_band", 0)
+    seed, left, right = as_count(seed, "seed", 0), as_count(left, "left", 0), as_count(right, "right", 0)
     rows, vals = index.of(i)
     top = float(vals.max())
     rng = np.random.default_rng(seed + i)

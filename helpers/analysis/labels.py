@@ -13,10 +13,12 @@ token is one of its promoted tokens. A random label (another feature's) gives th
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,8 @@ import torch
 from scipy.stats import rankdata
 
 from helpers.analysis.features import FeatureIndex
+from helpers.files import commit, load_json, save_csv, verify
+from helpers.validate import as_indices, id_column
 
 
 def enrichment(
@@ -200,7 +204,10 @@ def _hits(tokens: np.ndarray, label_tokens: np.ndarray) -> np.ndarray:
 
 def fires_matrix(index: FeatureIndex, features: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """[features, rows] True where the feature fires (is in ``index``) on that row (a transposed
-    view, laid out as :func:`_hits` lays out its matrices, so elementwise work between them is fast)."""
+    view, laid out as :func:`_hits` lays out its matrices, so elementwise work between them is fast).
+    Feature ids and rows are checked (-1 would silently mean the last one)."""
+    features = as_indices(features, "feature", index.d_sae, "this SAE")
+    rows = as_indices(rows, "row", index.n_tokens, "the store")
     col = np.full(index.n_tokens, -1, dtype=np.int64)
     col[rows] = np.arange(len(rows))
     fpos = np.full(index.d_sae, -1, dtype=np.int64)
@@ -309,10 +316,66 @@ def build_labels(
     return pd.DataFrame(rows).set_index("feature")
 
 
-def load_labels(path) -> dict[int, str]:
-    """Notebook 04's labels by feature, or ``{}`` (saying so) when the file is missing."""
-    from pathlib import Path
+LABELS_MARKER_SUFFIX = ".json"  # feature_labels.csv's marker: feature_labels.json (its size, SHA-256, count)
 
+
+def save_labels(path: str | Path, labels: pd.DataFrame) -> Path:
+    """Write the labels table (indexed by feature, as :func:`build_labels` returns it) to the CSV ``path``
+    atomically, then its marker ``<name>.json`` naming its size, SHA-256 and number of labels, which
+    :func:`load_labels` checks (a truncated or edited file is refused rather than read in part)."""
+    path = Path(path)
+    table = labels.reset_index() if "feature" not in labels.columns else labels
+    save_csv(path, table)
+    commit(path.with_suffix(LABELS_MARKER_SUFFIX), [path], {"count": len(table)})
+    return path
+
+
+def _labels_problem(path: Path, text: str, n_features: int | None) -> tuple[pd.DataFrame | None, str]:
+    """The table in ``text`` (the file at ``path``) and "" when it is sound, else None and why not."""
+    if not text.strip():
+        return None, "is empty"
+    try:
+        df = pd.read_csv(io.StringIO(text), keep_default_na=False, dtype={"label": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        return None, f"is not valid CSV ({(str(err).strip().splitlines() or ['?'])[0]})"
+    missing = [c for c in ("feature", "label") if c not in df.columns]
+    if missing:
+        return None, f"lacks column(s) {', '.join(missing)} (it needs the columns feature and label)"
+    if df.empty:
+        return None, "has a header but no labels"
+    marker = path.with_suffix(LABELS_MARKER_SUFFIX)
+    if marker.is_file():
+        meta = verify(marker)
+        if meta is None:
+            return (
+                None,
+                f"does not match its marker {marker.name} (cut short or changed since it was written)",
+            )
+        if meta.get("count") != len(df):
+            return None, f"holds {len(df):,} labels where {marker.name} says {meta.get('count')!r}"
+    elif not text.endswith("\n"):  # pandas ends every row with a newline: the last one was cut
+        return None, "ends in the middle of a row (cut short)"
+    df["feature"] = id_column(df["feature"], "feature", path, n_features)
+    return df, ""
+
+
+def _n_features_beside(path: Path) -> int | None:
+    """d_sae of the SAE whose folder holds the labels (its cfg.json), when there is one."""
+    try:
+        d_sae = load_json(path.parent / "cfg.json").get("d_sae")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return d_sae if isinstance(d_sae, int) and not isinstance(d_sae, bool) and d_sae > 0 else None
+
+
+def load_labels(path: str | Path, n_features: int | None = None) -> dict[int, str]:
+    """Notebook 04's labels by feature, or ``{}`` (saying so) when the file is missing.
+
+    The file is checked as a whole: UTF-8 CSV text with ``feature`` and ``label`` columns, at least
+    one row, feature ids whole, unique and below ``n_features`` (default: d_sae of the SAE in the same
+    folder), and complete (the count in its marker ``<name>.json`` when :func:`save_labels` wrote one,
+    else a last row ending in a newline, as pandas writes it). Anything else is one ``ValueError``
+    line naming the file, never half the labels or a raw pandas error."""
     path = Path(path)
     if not path.is_file():
         print(
@@ -320,8 +383,18 @@ def load_labels(path) -> dict[int, str]:
             f"only"
         )
         return {}
-    df = pd.read_csv(path, keep_default_na=False)
-    if not {"feature", "label"} <= set(df.columns):
-        print(f"{path.name} has no feature/label columns: showing feature ids only")
-        return {}
-    return dict(zip(df["feature"].astype(int), df["label"].astype(str), strict=True))
+    fix = "re-run notebooks/04_manual_features.ipynb (or delete it to show feature ids only)"
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path.name} is not a CSV text file (not UTF-8); {fix}") from None
+    if "\x00" in text:
+        raise ValueError(f"{path.name} is binary, not a CSV text file; {fix}")
+    try:
+        df, why = _labels_problem(path, text, n_features or _n_features_beside(path))
+    except ValueError as err:
+        raise ValueError(f"{err}; {fix}") from None
+    if df is None:
+        raise ValueError(f"{path.name} {why}; {fix}")
+    return dict(zip(df["feature"].tolist(), df["label"].astype(str), strict=True))

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from helpers.analysis.features import FeatureIndex
-from helpers.validate import as_index
+from helpers.validate import as_count, as_finite, as_index, as_indices
 
 MATCH = 0.7  # best cosine at which a small feature counts as found again in a wider SAE
 CHILD = 0.5  # cosine at which a wider feature counts as one of a small feature's children
@@ -68,9 +68,8 @@ def best_matches(W_small, W_large, k: int = 5, chunk: int = 2048) -> Matches:
     """For every row of ``W_small`` [n_small, d], its ``k`` most similar rows of ``W_large``
     [n_large, d] by signed cosine, best first (chunks of ``chunk`` small rows at a time)."""
     A, B = _pair(W_small, W_large)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k = {k!r} must be a whole number >= 1 (matches kept per small feature)")
-    k = min(k, len(B))
+    k = min(as_count(k, "k (matches kept per small feature)"), len(B))
+    chunk = as_count(chunk, "chunk")
     ids, cos = [], []
     for s in range(0, len(A), chunk):
         c, j = torch.topk(A[s : s + chunk] @ B.T, k, dim=1)
@@ -89,6 +88,7 @@ def best_match(W_small, W_large) -> tuple[np.ndarray, np.ndarray]:
 def child_counts(W_small, W_large, child: float = CHILD, chunk: int = 2048) -> np.ndarray:
     """How many rows of ``W_large`` lie within cosine ``child`` of each row of ``W_small``."""
     A, B = _pair(W_small, W_large)
+    child, chunk = as_finite(child, "child (a cosine)", -1, 1), as_count(chunk, "chunk")
     return np.concatenate(
         [(A[s : s + chunk] @ B.T >= child).sum(1).numpy() for s in range(0, len(A), chunk)]
     ).astype(np.int64)
@@ -99,6 +99,7 @@ def children(W_small, W_large, i: int, child: float = CHILD) -> pd.DataFrame:
     (columns ``feature``, ``cosine``; empty when none is that close)."""
     A, B = _pair(W_small, W_large)
     i = as_index(i, "feature", len(A), "W_small")
+    child = as_finite(child, "child (a cosine)", -1, 1)
     c = (B @ A[i]).numpy()
     keep = np.flatnonzero(c >= child)
     keep = keep[np.argsort(-c[keep], kind="stable")]
@@ -141,6 +142,7 @@ class Splitting:
 
     def child_distribution(self, most: int = 4) -> pd.DataFrame:
         """Small features by their number of children at each width: rows 0, 1, ..., ``most``+."""
+        most = as_count(most, "most")
         names = [str(c) for c in range(most)] + [f"{most}+"]
         out = {}
         for name, n in self.counts.items():
@@ -155,8 +157,7 @@ class Splitting:
         if at not in self.counts:
             raise ValueError(f"{at!r} is not one of the wider SAEs {list(self.counts)}")
         m = self.matches[at]
-        if not 1 <= min_children <= m.cos.shape[1]:
-            raise ValueError(f"min_children must lie in 1..{m.cos.shape[1]} (the matches kept, k)")
+        min_children = as_count(min_children, "min_children (at most the matches kept, k)", 1, m.cos.shape[1])
         ids = np.flatnonzero(self.counts[at] >= min_children)
         if live is not None:
             ids = ids[np.isin(ids, live)]
@@ -175,7 +176,8 @@ def firing_overlap(index: FeatureIndex, a: int, b: int) -> float:
 
 def child_overlaps(res: Splitting, at: str, index: FeatureIndex, ids) -> np.ndarray:
     """For each small feature in ``ids``, the :func:`firing_overlap` of its two nearest features in
-    the wider SAE ``at`` (``index``: that SAE's index over the same tokens)."""
+    the wider SAE ``at`` (``index``: that SAE's index over the same tokens). Each id is a whole number
+    in 0..d_small-1: -1 (which would silently mean the last feature) or 3.5 is refused in one line."""
     if at not in res.matches:
         raise ValueError(f"{at!r} is not one of the wider SAEs {list(res.matches)}")
     m = res.matches[at]
@@ -183,7 +185,8 @@ def child_overlaps(res: Splitting, at: str, index: FeatureIndex, ids) -> np.ndar
         raise ValueError("the matches keep only one wider feature per small one; compare with k >= 2")
     if index.d_sae != res.sizes[at]:
         raise ValueError(f"index has {index.d_sae} features but {at} has {res.sizes[at]}; pass {at}'s index")
-    return np.array([firing_overlap(index, *m.ids[int(i), :2]) for i in np.asarray(ids, dtype=np.int64)])
+    rows = as_indices(ids, "feature", res.d_small, f"the small SAE {res.small!r}").ravel().tolist()
+    return np.array([firing_overlap(index, *m.ids[i, :2]) for i in rows])
 
 
 def compare_widths(
@@ -199,8 +202,7 @@ def compare_widths(
     """Match every feature of ``W_small`` against each decoder in ``larger`` (name -> W_dec)."""
     if not larger:
         raise ValueError("pass at least one wider SAE's W_dec in `larger` (name -> W_dec)")
-    if not (-1 <= child <= 1 and -1 <= match <= 1):
-        raise ValueError(f"match and child are cosines: they must lie in [-1, 1], got {match}, {child}")
+    match, child = as_finite(match, "match (a cosine)", -1, 1), as_finite(child, "child (a cosine)", -1, 1)
     A = unit_rows(W_small, "W_small")
     sizes, matches, counts = {}, {}, {}
     for name, W in larger.items():
@@ -239,5 +241,6 @@ def random_baseline(W_large, n: int = 1000, seed: int = 0) -> np.ndarray:
     """Best cosine in ``W_large`` of ``n`` random directions (Gaussian, so uniform on the sphere):
     what a match looks like by chance in this many dimensions."""
     B = unit_rows(W_large, "W_large")
+    n, seed = as_count(n, "n (random directions)"), as_count(seed, "seed", 0)
     g = torch.Generator().manual_seed(seed)
     return best_matches(torch.randn(n, B.shape[1], generator=g), B, k=1).best

@@ -10,6 +10,7 @@ of strengths runs as one batch.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -23,26 +24,58 @@ from helpers.model.blocks import validate_layer
 from helpers.model.hooks import edit_block
 from helpers.sae.model import BaseSAE
 from helpers.stats import grouped_interval
+from helpers.validate import as_finite, finite_array
+
+# The largest clamp value or steering scale accepted, in absolute activation units. Notebook 06 clamps to
+# -5..15 times a feature's largest activation in the store (itself O(1-100)), so 1e6 is four orders of
+# magnitude past any meaningful edit, yet far from float32's limit: the edit adds c * W_dec,i (a row of
+# norm O(1-100) in raw residual units) to the stream, and the next block's RMSNorm squares and sums it
+# over d_model, (1e6 * 100)^2 * 576 = 6e18, against float32's 3.4e38 (the model runs in float32). A clamp
+# of 3e38 overflowed there: NaN logits, and a RuntimeError later, in sampling.
+MAX_EDIT = 1e6
 
 
 def _as_values(c, name: str) -> torch.Tensor:
-    t = torch.as_tensor(c, dtype=torch.float32)
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} must be finite numbers, got {c!r}")
-    return t
+    """``c`` (one number, or one per batch row: a list, array or tensor of numbers) as float32, each finite
+    and within ±:data:`MAX_EDIT`; NaN, inf, 3e38, '5', None or an empty list are refused in one line."""
+    if isinstance(c, numbers.Number) or c is None or isinstance(c, str):
+        return torch.tensor(as_finite(c, name, -MAX_EDIT, MAX_EDIT), dtype=torch.float32)
+    if isinstance(c, torch.Tensor):
+        ok = not (c.dtype == torch.bool or c.is_complex())
+        arr = c.detach().float().cpu().numpy() if ok else None
+    else:
+        arr = np.asarray(c) if isinstance(c, list | tuple | np.ndarray) else None
+        ok = arr is not None and arr.dtype.kind in "iuf"
+    if not ok or arr.size == 0:
+        raise ValueError(f"{name} must be a number or one number per batch row, not {type(c).__name__} {c!r}")
+    finite_array(arr, name, "pass finite numbers")
+    if np.abs(arr).max() > MAX_EDIT:
+        raise ValueError(
+            f"{name} reaches {float(np.abs(arr).max()):.3g}, beyond ±{MAX_EDIT:g} (activation units: "
+            f"multiples of a feature's max activation); pass smaller values"
+        )
+    return torch.as_tensor(arr, dtype=torch.float32)
+
+
+def _clamp_edit(h: torch.Tensor, sae: BaseSAE, features: list[int], values: list) -> torch.Tensor:
+    """:func:`clamp_edit` on checked ``features`` (ints) and ``values`` (tensors): the hook's hot path."""
+    flat = h.reshape(-1, h.shape[-1]).float()
+    f = sae.encode(flat).reshape(*h.shape[:-1], -1)
+    out = h.float()
+    for i, c in zip(features, values, strict=True):
+        out = out + ((c.to(h.device) - f[..., i]).unsqueeze(-1)) * (sae.W_dec[i] / sae.scale)
+    return out.to(h.dtype)
 
 
 def clamp_edit(h: torch.Tensor, sae: BaseSAE, features: list[int], values: list) -> torch.Tensor:
     """``h`` [..., d] with each feature in ``features`` set to its value (a number, or a tensor
-    broadcasting against ``h[..., 0]``, e.g. one per batch row [B, 1])."""
-    flat = h.reshape(-1, h.shape[-1]).float()
-    f = sae.encode(flat).reshape(*h.shape[:-1], -1)
-    out = h.float()
+    broadcasting against ``h[..., 0]``, e.g. one per batch row [B, 1]). Feature ids and values are
+    checked (finite, within ±:data:`MAX_EDIT`), one line for a bad one."""
     features = [sae.feature_id(i) for i in features]
-    for i, c in zip(features, values, strict=True):
-        c = torch.as_tensor(c, dtype=torch.float32, device=h.device)
-        out = out + ((c - f[..., i]).unsqueeze(-1)) * (sae.W_dec[i] / sae.scale)
-    return out.to(h.dtype)
+    if len(values) != len(features):
+        raise ValueError(f"{len(features)} features but {len(values)} values; pass one value per feature")
+    vals = [_as_values(c, f"clamp value of feature {i}") for i, c in zip(features, values, strict=True)]
+    return _clamp_edit(h, sae, features, vals)
 
 
 @contextmanager
@@ -60,18 +93,21 @@ def _per_row(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 def clamp_features(model, sae: BaseSAE, layer: int, clamps: dict[int, float | list | torch.Tensor]):
     """While active, block ``layer``'s output has each feature ``i`` of ``clamps`` set to
     ``clamps[i]`` (absolute activation; a number, or one per batch row)."""
-    validate_layer(model, layer)
+    layer = validate_layer(model, layer)
     feats = [sae.feature_id(i) for i in clamps]
     vals = [_as_values(clamps[i], f"clamp value of feature {i}") for i in clamps]
-    return _edit_block(model, layer, lambda h: clamp_edit(h, sae, feats, [_per_row(v, h) for v in vals]))
+    return _edit_block(model, layer, lambda h: _clamp_edit(h, sae, feats, [_per_row(v, h) for v in vals]))
 
 
 def add_vector(model, layer: int, vector: torch.Tensor, scale):
     """While active, block ``layer``'s output gets ``scale * vector`` added at every position
     (``scale`` a number or one per batch row): difference-of-means steering."""
-    validate_layer(model, layer)
+    layer = validate_layer(model, layer)
     s = _as_values(scale, "scale")
-    v = torch.as_tensor(vector, dtype=torch.float32)
+    v = torch.as_tensor(vector.detach() if isinstance(vector, torch.Tensor) else vector, dtype=torch.float32)
+    if v.ndim != 1:
+        raise ValueError(f"vector must be one direction [d_model], not shape {tuple(v.shape)}")
+    finite_array(v, "vector", "pass a finite direction")
 
     def edit(h):
         k = _per_row(s, h).unsqueeze(-1) if s.dim() == 1 else s

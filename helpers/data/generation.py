@@ -34,6 +34,7 @@ from helpers.model.capture import Capture
 from helpers.model.hooks import edit_block
 from helpers.model.loading import model_name
 from helpers.progress import progress_bar
+from helpers.validate import as_count, context_length, token_limit
 
 
 @dataclass
@@ -132,12 +133,53 @@ def _preallocate(cache, extra: int) -> None:
         layer.reserve(extra)
 
 
+def _left_padded(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids [B, T] left-padded with ``pad`` (every prompt ends at the last column, where
+    generation goes on) and their attention mask."""
+    T = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), T), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    for r, x in enumerate(seqs):
+        if x:
+            ids[r, T - len(x) :] = torch.as_tensor(x, dtype=torch.long)
+            mask[r, T - len(x) :] = 1
+    return ids, mask
+
+
+def _prompt_ids(model, tokenizer, prompts: list[str], cfg: GenerationConfig) -> list[list[int]]:
+    """Every prompt's token ids as the model reads them (chat template included), refusing, before
+    anything runs, a prompt that leaves no room for ``cfg.max_new_tokens`` in the model's context."""
+    inputs = [_model_input(tokenizer, p, cfg.chat_template) for p in prompts]
+    seqs = (
+        [list(x) for x in tokenizer(inputs, add_special_tokens=not cfg.chat_template)["input_ids"]]
+        if inputs
+        else []
+    )
+    context = context_length(model)
+    if context is None:
+        return seqs
+    as_count(
+        cfg.max_new_tokens, f"max_new_tokens (the model's context is {context:,} tokens)", 1, context - 1
+    )
+    limit = context - cfg.max_new_tokens
+    for i, x in enumerate(seqs):
+        if len(x) > limit:
+            room = f"max_new_tokens = {cfg.max_new_tokens} in the model's {context:,}-token context"
+            token_limit(len(x), limit, f"prompt {i} (with {room})")
+    return seqs
+
+
 @torch.inference_mode()
 def _generate_batch(
-    model, tokenizer, chunks: list[list[str]], cfg: GenerationConfig, generators: list, layer: int | None
+    model,
+    tokenizer,
+    chunks: list[list[list[int]]],
+    cfg: GenerationConfig,
+    generators: list,
+    layer: int | None,
 ):
-    """Generate ``cfg.samples_per_prompt`` continuations of each text of each chunk (a batch of
-    the config, sampled from its own generator); return, per row (chunk-major, then
+    """Generate ``cfg.samples_per_prompt`` continuations of each prompt (token ids) of each chunk
+    (a batch of the config, sampled from its own generator); return, per row (chunk-major, then
     prompt-major), the continuation ids, the fed token ids and the captured residual rows.
 
     The chunks are decoded together but each is sampled exactly as if decoded alone: its top-k
@@ -147,17 +189,17 @@ def _generate_batch(
     S = cfg.samples_per_prompt
     texts = [t for c in chunks for t in c]
     bounds = np.cumsum([0] + [len(c) * S for c in chunks])
-    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not cfg.chat_template)
-    mask = enc["attention_mask"].to(device)
-    ids = enc["input_ids"].to(device)
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    ids, mask = _left_padded(texts, pad)
+    mask = mask.to(device)
+    ids = ids.to(device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     use_pos = accepts(model, "position_ids")
     extra = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
     got: list[torch.Tensor] = []
     record = edit_block(model, layer, lambda h: got.append(h)) if layer is not None else nullcontext()
     B = len(texts) * S
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     greedy = cfg.temperature == 0
     k = cfg.top_k
     with record:
@@ -280,47 +322,36 @@ def generate(
         layer = validate_layer(model, layer)
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no end-of-text token; set tokenizer.eos_token first")
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # every prompt ends at the last column, where generation goes on
+    prompt_ids = _prompt_ids(model, tokenizer, prompts, cfg)  # refuses a prompt too long before any work
     S, P = cfg.samples_per_prompt, cfg.prompts_per_batch
     texts: list[list[str]] = []
     documents: list[list[str]] = []
     token_ids: list[list[np.ndarray]] = []
     parts = []
-    try:
-        n_batches = -(-len(prompts) // P)
-        per_group = max(1, ROWS_PER_STEP // (P * S))  # batches decoded together
-        bar = progress_bar(total=n_batches, desc="generating", disable=not progress)
-        for g0 in range(0, n_batches, per_group):
-            group = range(g0, min(g0 + per_group, n_batches))
-            chunks = [prompts[b * P : (b + 1) * P] for b in group]
-            gens = [torch.Generator().manual_seed(cfg.seed * 100_003 + b) for b in group]
-            rows = _generate_batch(
-                model,
-                tokenizer,
-                [[_model_input(tokenizer, p, cfg.chat_template) for p in c] for c in chunks],
-                cfg,
-                gens,
-                layer,
-            )
-            flat = [p for c in chunks for p in c]
-            for i, prompt in enumerate(flat):
-                texts.append(
-                    [tokenizer.decode(rows[i * S + s][0], skip_special_tokens=True) for s in range(S)]
+    n_batches = -(-len(prompts) // P)
+    per_group = max(1, ROWS_PER_STEP // (P * S))  # batches decoded together
+    bar = progress_bar(total=n_batches, desc="generating", disable=not progress)
+    for g0 in range(0, n_batches, per_group):
+        group = range(g0, min(g0 + per_group, n_batches))
+        chunks = [prompts[b * P : (b + 1) * P] for b in group]
+        gens = [torch.Generator().manual_seed(cfg.seed * 100_003 + b) for b in group]
+        rows = _generate_batch(
+            model, tokenizer, [prompt_ids[b * P : (b + 1) * P] for b in group], cfg, gens, layer
+        )
+        flat = [p for c in chunks for p in c]
+        for i, prompt in enumerate(flat):
+            texts.append([tokenizer.decode(rows[i * S + s][0], skip_special_tokens=True) for s in range(S)])
+            if cfg.chat_template:
+                documents.append([prompt + "\n" + t for t in texts[-1]])
+            else:
+                documents.append(
+                    [tokenizer.decode(rows[i * S + s][3], skip_special_tokens=True) for s in range(S)]
                 )
-                if cfg.chat_template:
-                    documents.append([prompt + "\n" + t for t in texts[-1]])
-                else:
-                    documents.append(
-                        [tokenizer.decode(rows[i * S + s][3], skip_special_tokens=True) for s in range(S)]
-                    )
-                token_ids.append([rows[i * S + s][1] for s in range(S)])
-                if layer is not None:
-                    parts.extend(rows[i * S + s][2] for s in range(S))
-            bar.update(len(group))
-        bar.close()
-    finally:
-        tokenizer.padding_side = old_side
+            token_ids.append([rows[i * S + s][1] for s in range(S)])
+            if layer is not None:
+                parts.extend(rows[i * S + s][2] for s in range(S))
+        bar.update(len(group))
+    bar.close()
     capture = None
     if layer is not None:
         flat = [t for doc in token_ids for t in doc]

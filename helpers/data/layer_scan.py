@@ -13,6 +13,7 @@ import pandas as pd
 
 from helpers.config import paths, profile_name
 from helpers.files import load_json, save_json
+from helpers.validate import as_index, field
 
 
 def report_stats(x: np.ndarray) -> dict[str, float]:
@@ -173,11 +174,31 @@ def save_scan(scan: pd.DataFrame, rec: Recommendation, model: str, n_prompts: in
     )
 
 
-def load_chosen_layer() -> int:
-    """The layer notebook 01 recommended (read from ``layer_scan.json``)."""
+def load_chosen_layer(n_layers: int | None = None) -> int:
+    """The layer notebook 01 recommended (read from ``layer_scan.json``): a whole number in 0..n-1,
+    where n is ``n_layers`` (the model's, when the caller has it) or the number of layers the file's
+    scan covers. Anything else (``true``, ``16.7``, ``"sixteen"``, null, -1, 99, the key missing) is
+    one ``ValueError`` line naming the file."""
     path = paths().layer_scan
     if not path.is_file():
         raise FileNotFoundError(
             f"{path.name} not found; run notebooks/01_layer_scan.ipynb first (or set LAYER by hand)"
         )
-    return int(load_json(path)["recommended_layer"])
+    data = load_json(path)
+    if n_layers is None:
+        n_layers = field(data, "layers", path, _scan_rows)
+    return field(data, "recommended_layer", path, lambda v, name: _layer(v, name, n_layers))
+
+
+def _scan_rows(value: object, name: str) -> int:
+    """How many layers a scan's ``layers`` table covers (one row per layer)."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{name} must be the scan's table (a list, one row per layer), not {value!r:.40}")
+    return len(value)
+
+
+def _layer(value: object, name: str, n_layers: int) -> int:
+    try:
+        return as_index(value, "layer", n_layers, "the model")
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None

@@ -8,7 +8,7 @@ hidden state HF returns after the final norm).
 :func:`capture_residual` runs only blocks ``0..L`` (:func:`helpers.model.hooks.run_until`), so the
 blocks after it and the unembedding never run. Padding positions are dropped; every kept row
 carries its document index, its position in the document and its token. A text longer than
-``max_length`` tokens is refused, never silently cut.
+``max_length`` tokens, or than the model's context, is refused, never silently cut.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from transformers import BatchEncoding, PreTrainedTokenizerBase
 from helpers.model.blocks import accepts, n_layers, validate_layer
 from helpers.model.hooks import run_until
 from helpers.progress import progress_bar
+from helpers.validate import as_count, context_length, token_limit
 
 
 @dataclass
@@ -44,23 +45,38 @@ class Capture:
         return len(self.token_ids)
 
 
+def check_lengths(lengths: Sequence[int], max_length: int, context: int | None = None) -> None:
+    """Refuse, in one line, the first text longer than ``max_length`` tokens or than the model's
+    ``context`` (nothing is ever cut silently: a cut text would be scored or stored as if whole)."""
+    max_length = as_count(max_length, "max_length")
+    limit = max_length if context is None else min(max_length, context)
+    too_long = [i for i, n in enumerate(lengths) if n > limit]
+    if too_long:
+        i, k = too_long[0], len(too_long)
+        why = (
+            f"max_length = {max_length:,}"
+            if limit == max_length
+            else f"the model's context is {context:,} tokens"
+        )
+        more = f"; {k} texts are over it" if k > 1 else ""
+        token_limit(lengths[i], limit, f"text {i} of {len(lengths)} ({why}{more})")
+
+
 def length_sorted_batches(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], batch_size: int, max_length: int
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    batch_size: int,
+    max_length: int,
+    context: int | None = None,
 ) -> Iterator[tuple[np.ndarray, BatchEncoding]]:
     """Yield (indices, encoding) with texts grouped by length, so batches carry little padding.
-    A text of more than ``max_length`` tokens is refused with one line (nothing is cut)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    A text of more than ``max_length`` tokens (or than the model's ``context``) is refused with one
+    line (nothing is cut)."""
+    batch_size = as_count(batch_size, "batch_size")
     if any(not isinstance(t, str) or not t.strip() for t in texts):
         raise ValueError("every text must be a non-empty string; drop the empty rows first")
     lengths = [len(ids) for ids in tokenizer(list(texts)).input_ids]
-    too_long = [i for i, n in enumerate(lengths) if n > max_length]
-    if too_long:
-        i = too_long[0]
-        raise ValueError(
-            f"{len(too_long)} text(s) exceed max_length = {max_length} tokens (text {i} has {lengths[i]}); "
-            "shorten them or raise max_length: the capture never cuts a text silently"
-        )
+    check_lengths(lengths, max_length, context)
     order = np.argsort(lengths, kind="stable")
     for start in range(0, len(texts), batch_size):
         idx = order[start : start + batch_size]
@@ -94,8 +110,9 @@ def _capture(
     """The one capture loop: blocks 0..max(layers) per batch, rows of ``layers`` stacked
     ``[len(layers), n_tokens, d]``, grouped by document in input order, then by position."""
     parts = []
+    batch_size = as_count(batch_size, "batch_size")
     n_batches = -(-len(texts) // batch_size)
-    batches = length_sorted_batches(tokenizer, texts, batch_size, max_length)
+    batches = length_sorted_batches(tokenizer, texts, batch_size, max_length, context_length(model))
     for idx, enc in progress_bar(batches, total=n_batches, desc=desc, disable=not progress or n_batches < 4):
         got: dict[int, torch.Tensor] = {}
         run_until(

@@ -19,8 +19,10 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from helpers.model.blocks import validate_layer
+from helpers.model.capture import check_lengths
 from helpers.model.hooks import edit_block
 from helpers.stats import Interval, bootstrap
+from helpers.validate import as_count, context_length
 
 Patch = Callable[[torch.Tensor], torch.Tensor] | None  # [n, d] -> [n, d]; None = clean
 
@@ -94,27 +96,33 @@ def ce_scores(
     layer: int,
     patches: dict[str, Patch],
     batch_size: int = 8,
-    max_length: int = 128,
+    max_length: int = 256,
     fanout: bool = True,
 ) -> CEScores:
     """For each named patch (``None`` = clean): next-token CE over ``texts`` and the KL divergence
     KL(clean || patched), per text (texts of fewer than 2 tokens are skipped).
 
-    With ``fanout`` (the default) each text runs blocks 0..layer once and the rest once per
-    patch, in one batch; otherwise every patch is a separate padded forward pass."""
+    A text longer than ``max_length`` tokens (the capture's default, so every text of the store
+    fits) or than the model's context is refused before anything runs, never cut: a cut text would
+    be scored as if whole. With ``fanout`` (the default) each text runs blocks 0..layer once and
+    the rest once per patch, in one batch; otherwise every patch is a separate padded forward pass."""
     validate_layer(model, layer)
+    texts = list(texts)
+    if any(not isinstance(t, str) for t in texts):
+        raise ValueError("every text must be a string; drop the other rows first")
+    batch_size = as_count(batch_size, "batch_size")
+    all_ids = tokenizer(texts).input_ids if texts else []
+    check_lengths([len(x) for x in all_ids], max_length, context_length(model))
     if "clean" not in patches:
         patches = {"clean": None, **patches}
     names = list(patches)
     dev = next(model.parameters()).device
     nll, kl, n_tok = [], [], []
     if fanout:
-        for text in texts:
-            ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length)[
-                "input_ids"
-            ].to(dev)
-            if ids.shape[1] < 2:
+        for text_ids in all_ids:
+            if len(text_ids) < 2:
                 continue
+            ids = torch.tensor([text_ids], dtype=torch.long, device=dev)
             lp = _run_fanout(model, ids, layer, [patches[n] for n in names])  # [P, T-1, V]
             target = ids[0, 1:]
             clean = lp[names.index("clean")]
@@ -125,7 +133,7 @@ def ce_scores(
     else:
         old = tokenizer.padding_side
         tokenizer.padding_side = "right"
-        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length).input_ids]
+        lengths = [len(ids) for ids in all_ids]
         keep = [
             int(i) for i in np.argsort(lengths, kind="stable") if lengths[i] >= 2
         ]  # similar lengths together
@@ -136,8 +144,6 @@ def ce_scores(
                     texts[i : i + batch_size],
                     return_tensors="pt",
                     padding=True,
-                    truncation=True,
-                    max_length=max_length,
                 ).to(dev)
                 valid = enc["attention_mask"][:, 1:].bool()  # [B, T-1]
                 target = enc["input_ids"][:, 1:].unsqueeze(-1)

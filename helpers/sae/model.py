@@ -14,6 +14,7 @@ takes raw residual vectors. Weights go to safetensors in SAELens' layout and nam
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from helpers.config import ARCHITECTURES, SAEConfig
-from helpers.files import commit, load_json, save_json, verify, write_atomic
+from helpers.files import commit, load_json, predates_process, save_json, verify, write_atomic
 from helpers.validate import as_index
 
 
@@ -171,19 +172,30 @@ MARKER = "workbook_sae.json"  # written last: commits the weights + cfg.json pai
 TENSORS = ("W_enc", "b_enc", "W_dec", "b_dec")
 
 
+def _remove_safetensors_temps(folder: Path) -> None:
+    """The ``.tmpXXXXXX`` files safetensors' ``save_file`` wrote here for an older workbook's save that was
+    killed (ours: this folder holds SAE files only), older than this process."""
+    for old in folder.glob(".tmp??????"):
+        if re.fullmatch(r"\.tmp[A-Za-z0-9]{6}", old.name) and old.is_file() and predates_process(old):
+            old.unlink(missing_ok=True)
+
+
 def save_sae(sae: BaseSAE, folder: str | Path, cfg_json: dict, extra_files: dict | None = None) -> Path:
     """Write ``sae_weights.safetensors`` + ``cfg.json`` (scale folded first), then the marker
     ``workbook_sae.json`` naming both files' SHA-256 (and ``extra_files``: JSON-able objects saved
     beside them, e.g. a training log). The old marker goes first, so a kill mid-save leaves a
-    folder that :func:`load_sae` refuses, never a new weights file with an old config."""
-    from safetensors.torch import save_file
+    folder that :func:`load_sae` refuses, never a new weights file with an old config. The weights
+    are serialised in memory and written to a temp file of ours (safetensors' ``save_file`` would
+    write its own ``.tmpXXXXXX``, which a kill -9 leaves behind); temps a killed save left go first."""
+    from safetensors.torch import save
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_safetensors_temps(folder)
     (folder / MARKER).unlink(missing_ok=True)
     sae.fold_scale()
-    tensors = {k: getattr(sae, k).detach().contiguous().clone() for k in TENSORS}
-    write_atomic(folder / WEIGHTS, lambda p: save_file(tensors, str(p)), suffix=".safetensors")
+    data = save({k: getattr(sae, k).detach().contiguous() for k in TENSORS})
+    write_atomic(folder / WEIGHTS, lambda p: p.write_bytes(data), suffix=".safetensors")
     save_json(folder / CFG, cfg_json)
     names = [folder / WEIGHTS, folder / CFG]
     for name, obj in (extra_files or {}).items():

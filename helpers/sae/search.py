@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from helpers.validate import as_count, as_finite
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -27,8 +29,7 @@ def next_lambda(probes: list[Probe], target: float) -> float:
     """The next λ to try for ``target`` L0 after ``probes`` (at least one)."""
     if not probes:
         raise ValueError("next_lambda needs at least one trained run (λ, L0) to start from")
-    if not target > 0:
-        raise ValueError(f"the target L0 must be > 0, got {target}")
+    target = as_finite(target, "the target L0", 0, open_lo=True)
     last = probes[-1]
     slope = -1.0  # L0 ∝ 1/λ until two runs give a measured slope
     if len(probes) >= 2:
@@ -45,14 +46,14 @@ def search_lambda(
     """Runs ``l0_at(λ)`` (train an L1 SAE, return its L0) at up to ``tries`` values of λ, starting from
     the run ``start``, and stops once an L0 lies within ``rel_tol`` of ``target``. Returns every probe,
     ``start`` first; :func:`closest` picks the one to use."""
-    if tries < 1:
-        raise ValueError(f"tries must be >= 1, got {tries}")
+    tries, rel_tol = as_count(tries, "tries"), as_finite(rel_tol, "rel_tol", 0)
+    target = as_finite(target, "the target L0", 0, open_lo=True)
     probes = [start]
     for _ in range(tries):
         if abs(probes[-1].l0 / target - 1) <= rel_tol:
             break
         lam = next_lambda(probes, target)
-        probes.append(Probe(lam, float(l0_at(lam))))
+        probes.append(Probe(lam, as_finite(l0_at(lam), f"the L0 of the run at λ = {lam:g}", 0)))
     return probes
 
 

@@ -24,7 +24,6 @@ widget retrains it on every slider move, so it must take well under a second.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +33,7 @@ from helpers.config import SAEConfig
 from helpers.sae.metrics import fvu
 from helpers.sae.model import BaseSAE
 from helpers.sae.train import train_sae
+from helpers.validate import as_count, as_finite
 
 REPRESENTED = 0.5  # a feature counts as represented when its column of W has norm above this
 
@@ -115,27 +115,25 @@ class ToyModel:
         return line
 
 
-def _whole(value: object, name: str, lo: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
-        raise ValueError(f"{name} = {value!r} must be a whole number >= {lo}")
-    return int(value)
-
-
-def _validate(n, m, sparsity, decay, steps, batch, seed, lr) -> None:
-    _whole(n, "n (features)")
-    _whole(m, "m (hidden dimensions)")
-    _whole(steps, "steps")
-    _whole(batch, "batch")
-    _whole(seed, "seed", lo=0)
-    for name, v in (("sparsity", sparsity), ("decay", decay), ("lr", lr)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-            raise ValueError(f"{name} = {v!r} must be a finite number")
-    if not 0 <= sparsity < 1:
-        raise ValueError(f"sparsity = {sparsity} must lie in [0, 1): the chance that a feature is 0")
-    if not 0 < decay <= 1:
-        raise ValueError(f"decay = {decay} must lie in (0, 1]: feature i matters decay**i")
-    if lr <= 0:
-        raise ValueError(f"lr = {lr} must be > 0")
+def _validate(
+    n, m, sparsity, decay, steps, batch, seed, lr
+) -> tuple[int, int, float, float, int, int, int, float]:
+    """The arguments of :func:`train_toy` as plain ints and floats, or one ``ValueError`` line."""
+    sparsity = as_finite(sparsity, "sparsity", 0, 1)
+    if sparsity == 1:
+        raise ValueError(
+            "sparsity = 1 must lie in [0, 1): the chance that a feature is 0 (at 1 none ever is on)"
+        )
+    return (
+        as_count(n, "n (features)"),
+        as_count(m, "m (hidden dimensions)"),
+        sparsity,
+        as_finite(decay, "decay (feature i matters decay**i)", 0, 1, open_lo=True),
+        as_count(steps, "steps"),
+        as_count(batch, "batch"),
+        as_count(seed, "seed", 0),
+        as_finite(lr, "lr", 0, open_lo=True),
+    )
 
 
 def toy_gradients(
@@ -172,8 +170,8 @@ def train_toy(
     the last 20% of steps. At the defaults, n = 5, m = 2 takes ~0.2 s on 2 CPU cores and ends in the
     paper's geometry: 2 orthogonal features at S = 0, antipodal pairs around S = 0.7, a pentagon of all
     5 from S ≈ 0.9 (decay 0.9)."""
-    _validate(n, m, sparsity, decay, steps, batch, seed, lr)
-    r = _whole(restarts, "restarts")
+    n, m, sparsity, decay, steps, batch, seed, lr = _validate(n, m, sparsity, decay, steps, batch, seed, lr)
+    r = as_count(restarts, "restarts")
     rng = np.random.default_rng(seed)
     W = (rng.standard_normal((r, m, n)) * math.sqrt(2 / (m + n))).astype(np.float32)
     b = np.zeros((r, 1, n), np.float32)
@@ -208,8 +206,7 @@ def train_toy(
 def sample_hidden(toy: ToyModel, n_samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Hidden vectors ``h = W x`` [n_samples, m] of fresh features ``x`` [n_samples, n] drawn as in
     training (same sparsity): what an SAE sees, and the truth it does not."""
-    _whole(n_samples, "n_samples")
-    _whole(seed, "seed", lo=0)
+    n_samples, seed = as_count(n_samples, "n_samples"), as_count(seed, "seed", 0)
     x = sample_features(n_samples, toy.n, toy.sparsity, np.random.default_rng([seed, 2]))
     return (x @ toy.W.T).astype(np.float32), x
 
@@ -276,6 +273,13 @@ def recover_features(
     4 20-in-5 models (seeds 0-4, 0-3). Trains on one thread: at these sizes (a [1024, 16] product) a
     second thread only adds overhead, and on a busy machine far more (4x slower per step here)."""
     h, _ = sample_hidden(toy, n_samples, seed)
+    busy_rows = int(np.any(h != 0, axis=1).sum())
+    if busy_rows < toy.n:  # at S = 0.99999 all 16,384 vectors are 0: the trainer's input scale would be 1/0
+        raise ValueError(
+            f"only {busy_rows:,} of the {len(h):,} hidden vectors of this toy model (sparsity "
+            f"{toy.sparsity:g}) are non-zero, fewer than its {toy.n} features: too little to recover them; "
+            f"lower the sparsity or raise n_samples"
+        )
     cfg = SAEConfig(
         architecture="topk",
         d_in=toy.m,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from helpers.config import SAEConfig
+from helpers.config import FULL, SAEConfig
 from helpers.files import load_json, params_key, verify
 from helpers.progress import progress_bar
 from helpers.sae.model import L1SAE, MARKER, BaseSAE, TopKSAE, load_sae, make_sae, save_sae, sparse_decode
@@ -41,9 +41,16 @@ class TrainLog:
 
 
 def input_scale(acts: np.ndarray | torch.Tensor) -> float:
-    """The factor c with E||c x|| = sqrt(d_in) (Anthropic's input normalisation)."""
+    """The factor c with E||c x|| = sqrt(d_in) (Anthropic's input normalisation). All-zero activations
+    (mean norm 0: no c exists, and nothing to learn) are refused in one line."""
     x = torch.as_tensor(acts, dtype=torch.float32)
-    return float(math.sqrt(x.shape[1]) / x.norm(dim=1).mean())
+    norm = float(x.norm(dim=1).mean())
+    if not norm > 0:
+        raise ValueError(
+            f"the {len(x):,} activation rows are all zero (mean norm 0): there is nothing to learn; check "
+            f"the store (notebook 02) or the rows passed"
+        )
+    return math.sqrt(x.shape[1]) / norm
 
 
 def validate_acts(acts: np.ndarray, d_in: int) -> None:
@@ -147,6 +154,34 @@ def _topk_step(
     return mse + aux_coef * aux, mse, aux_coef * aux, (idx, vals)
 
 
+class DivergedError(ValueError):
+    """Training met a NaN or inf loss or weights: the run is refused (and :func:`train_or_load` caches
+    nothing). A ``ValueError``, so callers catching bad input catch it too."""
+
+
+def _diverged(cfg: SAEConfig, step: int, seen: str, mse: float, sparsity: float) -> DivergedError:
+    """The one-line refusal of a run that ``seen`` (its loss was NaN or inf, ...) at ``step``, naming the knob
+    that most likely did it. With Adam each update moves a weight by about ``lr`` whatever the gradient's
+    size, so a finite loss coefficient cannot blow the weights up: it can only overflow the loss itself
+    or its gradient (an inf gradient norm makes the clipped step 0 or NaN). Otherwise the weights grew
+    without bound: the learning rate."""
+    l1 = cfg.architecture == "l1"
+    coef = (
+        f"the L1 coefficient λ = {cfg.l1_coefficient:g}"
+        if l1
+        else f"aux_coefficient = {cfg.aux_coefficient:g}"
+    )
+    where = f"{cfg.name()} diverged: {seen} at step {step + 1} of {cfg.steps}"
+    # Adam has moved each weight by about lr per step at most: under 1 in all, the weights are still of
+    # their initial size, so the loss's coefficient overflowed (as it does when only its own term is inf)
+    if cfg.lr * (step + 1) <= 1 or (math.isfinite(mse) and not math.isfinite(sparsity)):
+        fix = f"{coef} overflows the loss or its gradient; lower it"
+    else:
+        default = FULL.l1.lr if l1 else FULL.topk.lr
+        fix = f"the learning rate lr = {cfg.lr:g} is too high; lower it (notebook 03 uses {default:g})"
+    return DivergedError(f"{where}: {fix}. Nothing was saved")
+
+
 @torch.no_grad()
 def _fvu_scaled(sae: BaseSAE, W_enc: torch.Tensor, xs: torch.Tensor) -> float:
     """FVU of scaled inputs ``xs`` mid-training (``W_enc`` may be the trained copy, not ``sae.W_enc``)."""
@@ -241,7 +276,7 @@ def train_sae(
             loss, mse, sparsity, f = _l1_step(sae, xs, lam)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        grad_norm = nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         if is_topk:
             with torch.no_grad():
@@ -255,17 +290,26 @@ def train_sae(
             eval_seconds += time.perf_counter() - t_ev
         if step % log_every == 0 or step == steps - 1:
             d = cfg.d_in  # log per-dimension values, comparable across scales
+            loss_now, mse_now, sparsity_now = (float(t.detach()) for t in (loss, mse, sparsity))
+            if not math.isfinite(loss_now):  # NaN weights stay NaN: checking at the logged steps finds it
+                raise _diverged(cfg, step, f"its loss was {loss_now}", mse_now, sparsity_now)
+            # read at the logged steps only (no per-step cost): a gradient norm that overflows at every step
+            # (λ = 1e38) zeroes every clipped step, a silent run that learns nothing
+            if not math.isfinite(float(grad_norm)):
+                raise _diverged(cfg, step, "its gradient norm overflowed", mse_now, sparsity_now)
             log.step.append(step)
             log.tokens.append((step + 1) * B)
-            log.loss.append(float(loss.detach()) / d)
-            log.mse.append(float(mse.detach()) / d)
+            log.loss.append(loss_now / d)
+            log.mse.append(mse_now / d)
             active = vals > 0 if is_topk else f > 0
-            log.sparsity.append(float(sparsity.detach()) / d)
+            log.sparsity.append(sparsity_now / d)
             log.l0.append(float(active.sum(-1).float().mean()))
     log.seconds = time.perf_counter() - t0 - eval_seconds
     if is_topk:
         with torch.no_grad():
             sae.W_enc.copy_(W_enc_t.T)
+    if not all(bool(torch.isfinite(p).all()) for p in (sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)):
+        raise _diverged(cfg, steps - 1, "its weights hold NaN or inf", math.nan, math.nan)
     sae.scale.fill_(c)
     sae.fold_scale()
     return sae.eval(), log
@@ -299,14 +343,20 @@ def train_or_load(
 ) -> tuple[BaseSAE, TrainLog, bool]:
     """Train, or reuse the SAE saved in ``folder/<name>-<hash>/`` by an earlier run with the same
     config and data (``data_key``). Returns ``(sae, log, reused)``. Weights, config and log are
-    committed together by the SAE's marker, so an interrupted run is retrained, never half-reused."""
+    committed together by the SAE's marker, so an interrupted run is retrained, never half-reused.
+    A run that diverges (NaN or inf) is refused by :func:`train_sae` in one line and nothing is saved; a
+    saved run that no longer loads (one cached with NaN weights by older code, say) is trained again."""
+    cfg.validate()
     key = params_key({"cfg": asdict(cfg), "data": data_key, "trainer": TRAINER_VERSION})
     run_dir = Path(folder) / f"{cfg.name()}-{key[:8]}"
     if verify(run_dir / MARKER) is not None and (run_dir / "log.json").is_file():
-        sae, _ = load_sae(run_dir)
-        saved = load_json(run_dir / "log.json")
-        log = TrainLog(**{k: v for k, v in saved.items() if k in TrainLog.__dataclass_fields__})
-        return sae.to(device), log, True
+        try:
+            sae, _ = load_sae(run_dir)
+            saved = load_json(run_dir / "log.json")
+            log = TrainLog(**{k: v for k, v in saved.items() if k in TrainLog.__dataclass_fields__})
+            return sae.to(device), log, True
+        except ValueError:  # re-running the notebook could never mend it: train it again, below
+            pass
     sae, log = train_sae(cfg, acts, progress=progress, desc=desc, device=device, eval_acts=eval_acts)
     log_json = {**{k: v.tolist() for k, v in log.as_arrays().items()}, "seconds": log.seconds}
     save_sae(

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.analysis import features as F
+from helpers.validate import as_count
 from helpers.viz.tokens import token_strings, tokens_html
 
 
@@ -59,8 +60,10 @@ def dashboard_html(
     n_top: int = 6,
     bounds=None,
 ) -> str:
-    """The dashboard of feature ``i`` as one HTML string (a clear message for a dead feature)."""
-    index.check(i)
+    """The dashboard of feature ``i`` as one HTML string (a clear message for a dead feature). ``i`` is
+    checked once (a whole number in range: 3.0 is feature 3, -1 and 3.5 are refused), then used as an int."""
+    i = index.check(i)
+    n_top = as_count(n_top, "n_top")
     if index.counts[i] == 0:
         return f"<p><b>feature {i}</b> is dead: it never fires on the {index.n_tokens:,} stored tokens.</p>"
     bounds = bounds or F.doc_bounds(store)

@@ -83,7 +83,7 @@ def test_notebook_parameters_come_from_the_profile():
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("k", 2.5), ("k", "32"), ("expansion", 8.0), ("batch_size", None)]
+    ("field", "value"), [("k", 2.5), ("k", "32"), ("expansion", 8.5), ("batch_size", None), ("seed", -1)]
 )
 def test_sae_config_wants_whole_numbers(field, value):
     from dataclasses import replace
@@ -92,3 +92,81 @@ def test_sae_config_wants_whole_numbers(field, value):
         ValueError, match=f"{field} = .* must be a whole number"
     ):  # k = 2.5 was a raw TypeError
         replace(config.FULL.topk, **{field: value}).validate()
+
+
+def test_sae_config_takes_whole_floats_as_ints():
+    """The shared guard (helpers.validate.as_count) accepts 8.0: the config stores it as the int 8, so sizes,
+    torch and the run's key see an int."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    c = replace(config.FULL.topk, expansion=8.0, k=np.int64(16), steps=500.0)
+    c.validate()
+    assert (c.expansion, c.k, c.steps) == (8, 16, 500) and type(c.expansion) is type(c.k) is int
+    assert c == replace(config.FULL.topk, k=16) and c.d_sae == 8 * 576  # the same run, the same key
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("l1_coefficient", "5", r"λ \(l1_coefficient\) = '5' must be a number"),  # was a raw TypeError
+        ("l1_coefficient", float("inf"), "λ .* = inf must be a finite number >= 0"),
+        ("lr", float("inf"), "lr = inf must be a finite number > 0"),
+        ("lr", 0.0, "lr = 0.0 must be a finite number > 0"),
+        ("grad_clip", float("nan"), "grad_clip = nan must be a finite number > 0"),
+        ("aux_coefficient", None, "aux_coefficient = None must be a number"),
+        ("warmup_frac", 1.5, r"warmup_frac = 1.5 must be a finite number in \[0, 1\]"),
+    ],
+)
+def test_sae_config_wants_finite_numbers(field, value, match):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=match):
+        replace(config.FULL.l1, **{field: value}).validate()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("max_new_tokens", "64", "max_new_tokens = '64' must be a whole number >= 1"),
+        ("top_k", None, "top_k = None must be a whole number >= 1"),
+        ("min_new_tokens", 80, r"min_new_tokens = 80 must be a whole number in 0..64"),
+        ("temperature", "0.8", "temperature = '0.8' must be a number"),
+        ("top_p", float("nan"), r"top_p = nan must be a finite number in \(0, 1\]"),
+    ],
+)
+def test_generation_config_is_checked_by_the_shared_guards(field, value, match):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=match):  # '64' and None were raw TypeErrors
+        replace(config.FULL.generation, **{field: value}).validate()
+    assert replace(config.FULL.generation, max_new_tokens=64.0).max_new_tokens == 64
+
+
+@pytest.mark.parametrize("blocked", ["read-only", "a file in the way"])
+def test_an_unwritable_output_folder_is_one_line_before_anything_runs(tmp_path, monkeypatch, blocked):
+    """A read-only data/ let `make run NB=01` run the whole notebook, then end in a long traceback. paths()
+    (which every entry point goes through) and `make run` (config.outputs_problem) now refuse it first."""
+    out = tmp_path / "out"
+    monkeypatch.setenv("WORKBOOK_OUTPUT", str(out))
+    assert config.outputs_problem() is None  # creates out/data, out/figures
+    if blocked == "read-only":
+        (out / "data").chmod(0o555)
+        if os.geteuid() == 0:  # root writes anywhere: answer as access(2) answers everyone else
+            real = os.access
+            monkeypatch.setattr(os, "access", lambda p, m, **kw: p != out / "data" and real(p, m, **kw))
+        why = "is read-only"
+    else:
+        (out / "figures").rmdir()
+        (out / "figures").write_text("")
+        why = r"cannot be created \(File exists\)"
+    try:
+        with pytest.raises(
+            ValueError, match=f"the output folder .*out/(data|figures) {why}: .*set WORKBOOK_OUTPUT"
+        ):
+            config.paths()
+        msg = config.outputs_problem()
+        assert msg is not None and "\n" not in msg
+    finally:
+        (out / "data").chmod(0o755)

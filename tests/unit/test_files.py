@@ -66,3 +66,55 @@ def test_commit_and_verify_a_pair(tmp_path):
     assert io.verify(tmp_path / "done.json", hash_files=False) is not None  # size only
     b.unlink()
     assert io.verify(tmp_path / "done.json", hash_files=False) is None
+
+
+def test_temps_of_a_live_writer_are_kept_and_of_a_dead_one_removed(tmp_path):
+    """Temps carry their writer's pid: the next write removes those whose writer is gone, never one a
+    running process is still writing (which would make its os.replace fail)."""
+    import os
+    import subprocess
+    import sys
+
+    dead = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout
+    )
+    gone = tmp_path / f".a.json.p{dead}.x1y2.tmp"
+    live = tmp_path / f".a.json.p{os.getppid()}.z3w4.tmp"
+    other = tmp_path / ".b.json.p1.q5r6.tmp"  # another file's temp
+    for p in (gone, live, other):
+        p.write_text("half")
+    io.save_json(tmp_path / "a.json", {"v": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.json", live.name, other.name])
+
+
+def test_atomic_dir_replaces_a_folder_whole_and_cleans_after_a_killed_writer(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "cache"
+    with io.atomic_dir(target) as tmp:
+        (tmp / "w.bin").write_bytes(b"1")
+    assert (target / "w.bin").read_bytes() == b"1"
+    with pytest.raises(RuntimeError), io.atomic_dir(target) as tmp:
+        (tmp / "w.bin").write_bytes(b"half")
+        raise RuntimeError("interrupted")
+    assert (target / "w.bin").read_bytes() == b"1"  # the old folder stays whole
+    dead = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout
+    )
+    killed = tmp_path / f".cache.p{dead}.k2j9.tmp"  # what kill -9 mid-write leaves
+    (killed / "sub").mkdir(parents=True)
+    (killed / "sub" / "w.bin").write_bytes(b"x" * 1000)
+    with io.atomic_dir(target) as tmp:
+        (tmp / "w.bin").write_bytes(b"2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+    assert (target / "w.bin").read_bytes() == b"2"
+    assert oct(target.stat().st_mode & 0o777) == oct(0o777 & ~_mask())
+
+
+def _mask():
+    import os
+
+    m = os.umask(0)
+    os.umask(m)
+    return m

@@ -47,3 +47,47 @@ def test_every_feature_entry_point_refuses_minus_one():
             logit_table(sae, W_U, make_tokenizer(), bad)
         with pytest.raises(ValueError, match="this SAE has features 0..7"):
             clamp_edit(torch.randn(2, 4), sae, [bad], [1.0])
+
+
+def test_context_length_reads_every_config_kind():
+    from helpers.validate import context_length
+    from tests.conftest import tiny_gpt2, tiny_llama, tiny_neox
+
+    for make in (tiny_llama, tiny_gpt2, tiny_neox):  # max_position_embeddings / n_positions: 64 each
+        assert context_length(make(1)) == 64
+    assert context_length(object()) is None  # no config: no limit known
+
+
+def test_as_indices_checks_a_whole_array_in_one_line():
+    import numpy as np
+
+    from helpers.validate import as_indices
+
+    assert as_indices(np.array([0, 3, 4]), "feature", 5).tolist() == [0, 3, 4]
+    assert as_indices(np.array([1.0, 2.0]), "feature", 5).dtype == np.int64
+    for bad, why in (
+        (np.array([0, -1]), "feature -1 is out of range"),
+        (np.array([2.5]), "2.5 is not a whole"),
+        (np.array([True]), "True is not a whole"),
+        (np.array(["1"]), "'1' is not a whole"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            as_indices(bad, "feature", 5, "this SAE")
+
+
+def test_id_column_names_the_file_and_row():
+    import numpy as np
+
+    from helpers.validate import id_column
+
+    assert id_column(np.array(["3", "1"], dtype=object), "id", "p.csv").tolist() == [3, 1]
+    for values, why in (
+        ([0, 777.5], r"p.csv row 3: id = 777.5 must be a whole number in 0..7"),
+        (["0", "three"], r"p.csv row 3: id = 'three' must be a whole number"),
+        ([0, 9], r"p.csv row 3: id = 9 must be a whole number in 0..7"),
+        ([4, 1, 4], r"p.csv repeats id\(s\) \[4\] \(row 4 is a second 4\)"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            id_column(
+                np.array(values, dtype=object if isinstance(values[1], str) else None), "id", "p.csv", 8
+            )

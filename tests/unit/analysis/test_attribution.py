@@ -185,7 +185,7 @@ def test_bad_inputs_are_one_clear_line(model, sae, tokenizer):
     for bad in (0, -3, 2.5):
         with pytest.raises(ValueError, match=">= 1"):
             res.top(bad)
-    with pytest.raises(ValueError, match="n must be"):
+    with pytest.raises(ValueError, match="n = 0 must be"):
         A.ablation_effects(model, sae, res, n=0)
     with pytest.raises(ValueError, match="feature 999 is out of range"):
         A.ablation_effects(model, sae, res, [999])
@@ -200,3 +200,41 @@ def test_bad_inputs_are_one_clear_line(model, sae, tokenizer):
         _clean_logits(model, tokenizer),
         tiny_llama().eval()(**tokenizer(PROMPT, return_tensors="pt")).logits[0, -1],
     )
+
+
+def test_a_prompt_too_long_is_refused_before_any_pass(model, sae, tokenizer, monkeypatch):
+    # issue 28: a 10,000-word prompt (11,006 tokens) ran attribution 90 s, then failed to allocate; past the
+    # model's context (64 tokens for the tiny models) llama ran silently
+    calls = []
+    model.register_forward_pre_hook(lambda m, a: calls.append(1))
+    long = " ".join(["rain"] * 65)
+    context = (
+        r"^the prompt \(the model's context is 64 tokens\) is 65 tokens long; the limit is 64: shorten it$"
+    )
+    with pytest.raises(ValueError, match=context):
+        A.attribute_features(model, tokenizer, sae, LAYER, long)
+    with pytest.raises(ValueError, match=context):
+        A.top_next_tokens(model, tokenizer, long)
+    with pytest.raises(ValueError, match=r"^prompt 1: the prompt \(the model's context is 64 tokens\)"):
+        A.attribution_vs_ablation(model, tokenizer, sae, LAYER, [PROMPT, long])  # before prompt 0 runs
+    monkeypatch.setattr(A, "MAX_ATTRIBUTION_TOKENS", 8)  # what fits in memory (2,048 for SmolLM2)
+    with pytest.raises(
+        ValueError,
+        match=r"^the prompt \(attribution's backward pass holds ~1.3 MiB per token\) is 9 tokens long; "
+        r"the limit is 8: shorten it$",
+    ):
+        A.attribute_features(model, tokenizer, sae, LAYER, " ".join(["rain"] * 9))
+    assert calls == []  # every refusal came before a forward pass
+    assert A.top_next_tokens(model, tokenizer, " ".join(["rain"] * 9), 2)  # no backward: the context only
+    assert len(A.attribute_features(model, tokenizer, sae, LAYER, " ".join(["rain"] * 8)).input_ids) == 8
+
+
+def test_whole_number_arguments_share_one_guard(model, sae, tokenizer):
+    res = A.attribute_features(model, tokenizer, sae, LAYER, PROMPT)
+    for bad in ("3", None, float("nan"), True):  # was a raw TypeError for "3" and None
+        with pytest.raises(ValueError, match=r"^n = .* must be a whole number >= 1$"):
+            res.top(bad)
+    with pytest.raises(ValueError, match=r"^batch_size = 2.5 must be a whole number >= 1$"):
+        A.ablation_effects(model, sae, res, batch_size=2.5)
+    with pytest.raises(ValueError, match=r"^factor = '0' must be a number$"):  # was a raw TypeError
+        A.ablation_effects(model, sae, res, factor="0")

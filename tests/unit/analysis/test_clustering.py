@@ -46,3 +46,14 @@ def test_prepare_keeps_geometry_and_clustering_is_seeded():
 
 def test_purity_by_hand():
     assert C.purity(np.array([0, 0, 1, 1]), np.array(["a", "b", "b", "b"])) == 0.75
+
+
+def test_feature_families_refuses_feature_minus_one():
+    """-1 silently clustered the last feature and returned a row labelled -1."""
+    W = np.random.default_rng(0).normal(size=(6, 4))
+    fam = C.feature_families(W, np.array([0, 2, 4, 5]), 2)
+    assert fam["feature"].tolist() == [0, 2, 4, 5]
+    with pytest.raises(ValueError, match="feature -1 is out of range: W_dec has features 0..5"):
+        C.feature_families(W, np.array([0, 2, -1]), 2)
+    with pytest.raises(ValueError, match="n_families = 5 must be a whole number in 1..3"):
+        C.feature_families(W, np.array([0, 2, 4]), 5)

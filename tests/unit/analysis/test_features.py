@@ -114,3 +114,40 @@ def test_dashboard_example_header_shows_its_own_token():
     ex = F.window(index, store, 1, 5, F.doc_bounds(store), left=3, right=2)
     out = _examples(Tok(), store, [ex], vmax=4.0, labels=["0%–25% of max"])
     assert f"'t{store.token_ids[5]}' at 0.50" in out and "4.00" not in out
+
+
+def test_encode_store_refuses_nan_rows():
+    """NaN rows never fire: they were silently indexed as 0 features."""
+    sae = make_sae(SAEConfig(architecture="topk", d_in=4, expansion=3, k=2))
+    x = np.random.default_rng(1).normal(size=(30, 4)).astype(np.float32)
+    x[7, 1] = np.inf
+    with pytest.raises(ValueError, match="the activation matrix holds 1 NaN or inf value.*notebook 02"):
+        F.encode_store(sae, x, batch_size=7)
+
+
+def test_check_match_compares_layers_as_whole_numbers():
+    """hook_layer "16" said "trained on layer 16 but the store holds layer 16"."""
+    store = tiny_store()  # layer 0, d_model 4
+    F.check_match({"d_in": 4, "hook_layer": 0.0, "model_name": "tiny"}, store)
+    with pytest.raises(
+        ValueError, match="the SAE's hook_layer = '0' must be a whole number >= 0; fix the SAE"
+    ):
+        F.check_match({"d_in": 4, "hook_layer": "0"}, store)
+    with pytest.raises(ValueError, match="the SAE's d_in = '4' must be a whole number"):
+        F.check_match({"d_in": "4"}, store)
+    with pytest.raises(ValueError, match="trained on layer 16 but the store holds layer 0"):
+        F.check_match({"d_in": 4, "hook_layer": 16}, store)
+
+
+def test_a_whole_float_feature_id_is_the_int_one():
+    """Feature 3.0 reached numpy's SeedSequence (quantile_examples) as a float and failed there."""
+    store = tiny_store()
+    f = np.zeros((len(store), 4), np.float32)
+    f[[1, 6, 9, 13], 3] = [1.0, 2.0, 3.0, 4.0]
+    index = index_from_dense(f)
+    for fn in (F.quantile_examples, F.top_examples):
+        assert [str(e) for e in fn(index, store, 3.0)] == [str(e) for e in fn(index, store, 3)]
+        with pytest.raises(ValueError, match="feature -1 is out of range"):
+            fn(index, store, -1)
+    with pytest.raises(ValueError, match="feature 2 is dead"):
+        F.quantile_examples(index, store, 2.0)

@@ -118,3 +118,78 @@ def test_label_parts_and_build_labels_say_the_same():
     assert lab.loc[1, "label"] == "'t7' | ↑'t21'/'t22' | any theme"
     with pytest.raises(ValueError, match="n_promoted"):
         autolabel.label_parts(lifts, enr, logit_top, n_promoted=4)
+
+
+# --- issue 28: feature_labels.csv checked as a whole; feature ids in fires_matrix --------------------------
+
+GOOD = "feature,label,theme\n0,'sun' | ↑'s' | A,A\n2,'rain' | ↑'s' | B,B\n5,'film' | ↑'s' | A,A\n"
+
+
+def _labels_file(tmp_path, content, d_sae=8):
+    (tmp_path / "cfg.json").write_text(f'{{"d_sae": {d_sae}}}')
+    path = tmp_path / "feature_labels.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def test_sound_labels_load_and_a_missing_file_shows_ids_only(tmp_path, capsys):
+    assert autolabel.load_labels(_labels_file(tmp_path, GOOD)) == {
+        0: "'sun' | ↑'s' | A",
+        2: "'rain' | ↑'s' | B",
+        5: "'film' | ↑'s' | A",
+    }
+    assert (
+        autolabel.load_labels(tmp_path / "nope.csv") == {}
+        and "showing feature ids only" in capsys.readouterr().out
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("", "is empty"),  # was pandas' EmptyDataError
+        (bytes(range(256)) * 8, r"is not a CSV text file \(not UTF-8\)"),  # was a raw UnicodeDecodeError
+        ("feature,label\n0,a\x00b\n", "is binary"),
+        (
+            "feature,label\n0,a\nthree,b\n",
+            "row 3: feature = 'three' must be a whole number in 0..7",
+        ),  # raw int()
+        ("feature,label\n0,a\n2.5,b\n", "row 3: feature = 2.5 must be a whole number"),
+        ("feature,label\n0,a\n9,b\n", "row 3: feature = 9 must be a whole number in 0..7"),  # beyond d_sae
+        ("feature,label\n0,a\n3,b\n3,c\n", r"repeats feature\(s\) \[3\] \(row 4"),  # the last one won
+        (GOOD[: len(GOOD) // 2 + 3], "ends in the middle of a row"),  # was half the labels, silently
+        ("feature,label\n", "has a header but no labels"),
+        ("feature,name\n0,a\n", r"lacks column\(s\) label"),
+    ],
+)
+def test_a_broken_labels_file_is_one_line_naming_it(tmp_path, content, why):
+    with pytest.raises(ValueError, match=why) as err:
+        autolabel.load_labels(_labels_file(tmp_path, content))
+    msg = str(err.value)
+    assert msg.startswith("feature_labels.csv") and "re-run notebooks/04" in msg and "\n" not in msg
+
+
+def test_saved_labels_carry_their_count_so_a_cut_at_a_row_end_is_caught(tmp_path):
+    labels = pd.DataFrame(
+        {"label": ["a", "b", "c"], "theme": ["A", "B", "A"]}, index=pd.Index([0, 2, 5], name="feature")
+    )
+    path = autolabel.save_labels(tmp_path / "feature_labels.csv", labels)
+    assert autolabel.load_labels(path) == {0: "a", 2: "b", 5: "c"}
+    assert autolabel.load_labels(path, n_features=6) == {0: "a", 2: "b", 5: "c"}
+    path.write_text(
+        "".join(path.read_text().splitlines(keepends=True)[:3])
+    )  # whole rows: only the count can tell
+    with pytest.raises(ValueError, match="does not match its marker feature_labels.json"):
+        autolabel.load_labels(path)
+
+
+def test_fires_matrix_refuses_feature_minus_one():
+    """Feature id -1 silently meant the last feature."""
+    index = index_from_rows({0: [0, 2], 1: [1]}, 4, 2)
+    assert autolabel.fires_matrix(index, np.array([1]), np.arange(4)).tolist() == [
+        [False, True, False, False]
+    ]
+    with pytest.raises(ValueError, match=r"feature -1 is out of range: this SAE has features 0\.\.1"):
+        autolabel.fires_matrix(index, np.array([0, -1]), np.arange(4))
+    with pytest.raises(ValueError, match=r"row 4 is out of range"):
+        autolabel.fires_matrix(index, np.array([0]), np.array([0, 4]))

@@ -129,7 +129,7 @@ def test_bad_input_is_one_line(small, large, match):
 
 
 def test_bad_arguments_are_refused():
-    with pytest.raises(ValueError, match="k = 0"):
+    with pytest.raises(ValueError, match=r"k \(matches kept per small feature\) = 0 must be a whole number"):
         sp.best_matches(np.eye(3), np.eye(3), k=0)
     with pytest.raises(ValueError, match="at least one wider SAE"):
         sp.compare_widths(np.eye(3), {})
@@ -156,3 +156,23 @@ def test_overlap_tells_a_split_from_a_duplicate():
         sp.child_overlaps(s, "wide", FeatureIndex.from_entries(rows, lats, np.ones(12), 8, 6), [0])
     with pytest.raises(ValueError, match="k >= 2"):
         sp.child_overlaps(sp.compare_widths(W_small, {"wide": W_large}, k=1), "wide", index, [0])
+
+
+def test_child_overlaps_refuses_feature_minus_one():
+    """-1 silently meant the last small feature."""
+    from helpers.analysis.features import FeatureIndex
+
+    rows = np.array([0, 1, 2, 3, 4, 5, 0, 1, 2, 0, 1, 2])
+    lats = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    index = FeatureIndex.from_entries(rows, lats, np.ones(len(rows)), n_tokens=8, d_sae=5)
+    W_small = np.array([[1.0, 1.0, 0, 0, 0], [0, 0, 1.0, 0.9, 0]])
+    s = sp.compare_widths(W_small, {"wide": np.eye(5)}, small="narrow", k=2)
+    with pytest.raises(
+        ValueError, match="feature -1 is out of range: the small SAE 'narrow' has features 0..1"
+    ):
+        sp.child_overlaps(s, "wide", index, [0, -1])
+    with pytest.raises(ValueError, match="feature 0.5 is not a whole number"):
+        sp.child_overlaps(s, "wide", index, [0.5])
+    np.testing.assert_allclose(sp.child_overlaps(s, "wide", index, [1.0, 0]), [1.0, 0.0])
+    with pytest.raises(ValueError, match="min_children .* = '2' must be a whole number in 1..2"):
+        s.candidates("wide", min_children="2")  # was a raw TypeError

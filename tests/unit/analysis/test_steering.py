@@ -45,11 +45,42 @@ def test_bad_clamps_are_clear(sae):
     with pytest.raises(ValueError, match="feature 999 is out of range"):
         with S.clamp_features(model, sae, 1, {999: 1.0}):
             pass
-    with pytest.raises(ValueError, match="must be finite"):
+    with pytest.raises(ValueError, match="clamp value of feature 2 = nan must be a finite number"):
         with S.clamp_features(model, sae, 1, {2: float("nan")}):
             pass
     with pytest.raises(ValueError, match="out of range"):
         with S.clamp_features(model, sae, 9, {2: 1.0}):
+            pass
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (float("nan"), "clamp value of feature 0 = nan must be a finite number in"),  # returned NaN silently
+        (3e38, r"= 3e\+38 must be a finite number in \[-1e\+06, 1e\+06\]"),  # failed later, in sampling
+        ("5", "clamp value of feature 0 = '5' must be a number"),  # raw TypeError
+        (None, "clamp value of feature 0 = None must be a number"),  # raw TypeError
+        ([1.0, float("nan")], "clamp value of feature 0 holds 1 NaN or inf value"),
+        (torch.tensor([1.0, -2e6]), r"clamp value of feature 0 reaches 2e\+06, beyond ±1e\+06"),
+        (["5"], "clamp value of feature 0 must be a number or one number per batch row"),
+    ],
+)
+def test_clamp_values_are_checked_everywhere(sae, value, match):
+    h = torch.randn(2, 3, 32)
+    with pytest.raises(ValueError, match=match):
+        S.clamp_edit(h, sae, [0], [value])
+    model = tiny_llama()
+    with pytest.raises(ValueError, match=match):
+        with S.clamp_features(model, sae, 1, {0: value}):
+            pass
+    with pytest.raises(ValueError, match=match.replace("clamp value of feature 0", "scale")):
+        with S.add_vector(model, 1, torch.ones(32), value):
+            pass
+
+
+def test_add_vector_refuses_a_nan_vector():
+    with pytest.raises(ValueError, match="vector holds 1 NaN"):
+        with S.add_vector(tiny_llama(), 1, torch.tensor([1.0, float("nan")] + [0.0] * 30), 1.0):
             pass
 
 

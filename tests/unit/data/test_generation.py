@@ -143,3 +143,29 @@ def test_capture_with_rows_ending_early_equals_a_forward_pass(tiny_model, tokeni
             )
         np.testing.assert_allclose(gen.capture.acts[gen.capture.doc_ids == d], want, atol=1e-4, rtol=1e-4)
         np.testing.assert_array_equal(gen.capture.token_ids[gen.capture.doc_ids == d], ids)
+
+
+def _forward_calls(model) -> list:
+    calls: list = []
+    model.register_forward_pre_hook(lambda m, a: calls.append(1))
+    return calls
+
+
+def test_a_prompt_past_the_context_is_refused_before_generating(tiny_model, tokenizer):
+    # issue 28: one 100,000-character "word" (25,000 tokens) passed the 200-word limit and `generate` ran
+    # past the 8,192-token context for minutes (llama silently; GPT-2 a raw IndexError). The tiny models
+    # have a 64-token context: with 4 new tokens a prompt may have 60.
+    calls = _forward_calls(tiny_model)
+    cfg = GenerationConfig(**{**GREEDY, "max_new_tokens": 4})
+    long = " ".join(["rain"] * 61)
+    with pytest.raises(
+        ValueError,
+        match=r"^prompt 1 \(with max_new_tokens = 4 in the model's 64-token context\) is 61 tokens long; "
+        r"the limit is 60: shorten it$",
+    ):
+        generate(tiny_model, tokenizer, ["solar heat", long], cfg, progress=False)
+    assert calls == []  # refused before any forward pass
+    fits = generate(tiny_model, tokenizer, [" ".join(["rain"] * 60)], cfg, progress=False)
+    assert len(fits.token_ids[0][0]) == 60 + 3  # the last new token is never fed
+    with pytest.raises(ValueError, match=r"max_new_tokens \(the model's context is 64 tokens\) = 64 must be"):
+        generate(tiny_model, tokenizer, ["solar heat"], GenerationConfig(**{**GREEDY, "max_new_tokens": 64}))

@@ -76,3 +76,45 @@ def test_scan_layers_shapes():
     assert {"sum", "max", "mean", "sink_ratio", "participation_ratio", "probe_acc", "top_dims"} <= set(
         df.columns
     )
+
+
+def _scan_file(tmp_path, monkeypatch, **fields):
+    import json
+
+    from helpers.config import paths
+
+    monkeypatch.setenv("WORKBOOK_OUTPUT", str(tmp_path))
+    data = {"recommended_layer": 16, "layers": [{"layer": i} for i in range(30)], **fields}
+    data = {k: v for k, v in data.items() if v != "<missing>"}
+    paths().layer_scan.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (True, "layer True is not a whole number"),  # was layer 1
+        (16.7, "layer 16.7 is not a whole number"),  # was layer 16
+        (99, "layer 99 is out of range: the model has layers 0..29"),
+        (-1, "layer -1 is out of range"),
+        ("sixteen", "layer 'sixteen' is not a whole number"),
+        (None, "layer None is not a whole number"),
+        ([], r"layer \[\] is not a whole number"),
+        ("<missing>", "'recommended_layer' is missing"),
+    ],
+)
+def test_a_bad_recommended_layer_is_one_line_naming_the_file(tmp_path, monkeypatch, value, why):
+    _scan_file(tmp_path, monkeypatch, recommended_layer=value)
+    with pytest.raises(ValueError, match=why) as err:
+        ls.load_chosen_layer()
+    assert str(err.value).startswith("layer_scan.json: 'recommended_layer'") and "\n" not in str(err.value)
+
+
+def test_the_recommended_layer_is_checked_against_the_model_when_given(tmp_path, monkeypatch):
+    _scan_file(tmp_path, monkeypatch, recommended_layer=16.0)
+    assert ls.load_chosen_layer() == 16 and type(ls.load_chosen_layer()) is int
+    with pytest.raises(ValueError, match=r"layer 16\.0 is out of range: the model has layers 0\.\.11"):
+        ls.load_chosen_layer(n_layers=12)
+    _scan_file(tmp_path, monkeypatch, layers="<missing>")
+    with pytest.raises(ValueError, match="'layers' is missing"):
+        ls.load_chosen_layer()
+    assert ls.load_chosen_layer(n_layers=30) == 16

@@ -61,3 +61,42 @@ def test_an_overlong_prompt_is_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match="row 3 has a prompt of 5,000 words") as err:
         load_prompts(p)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"", "prompts.csv is empty"),  # was pandas' EmptyDataError
+        (b"id,theme,prompt\n", "prompts.csv has a header but no prompts"),  # was "no texts to capture" later
+        (
+            "id,theme,prompt\n0,Fitness & Health,caf\u00e9 au lait\n".encode("latin-1"),
+            r"prompts.csv is not UTF-8 text \(byte 0xe9 in line 2\); re-save it as UTF-8",
+        ),  # was a raw UnicodeDecodeError
+        (b"id,theme,prompt\n0,Fitness & Health,a\x00b\n", "prompts.csv is binary"),
+        (
+            b"id,theme,prompt\n0,Fitness & Health,run far\n777.5,Fitness & Health,run more\n",
+            r"prompts.csv row 3: id = 777.5 must be a whole number",
+        ),  # was silently 777
+        (
+            b"id,theme,prompt\n0,Fitness & Health,run far\nthree,Fitness & Health,run more\n",
+            r"prompts.csv row 3: id = 'three' must be a whole number",
+        ),
+        (
+            b"id,theme,prompt\n0,Fitness & Health,run far\n1,Fitness & Health,a,b\n",
+            r"prompts.csv is not valid CSV \(.*Expected 3 fields in line 3, saw 4",
+        ),
+    ],
+)
+def test_a_broken_prompts_file_is_one_line_naming_it(tmp_path, content, why):
+    path = tmp_path / "prompts.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=why) as err:
+        load_prompts(path)
+    assert "\n" not in str(err.value)
+
+
+def test_whole_ids_written_as_floats_and_a_bom_are_fine(tmp_path):
+    path = tmp_path / "prompts.csv"
+    path.write_bytes("\ufeffid,theme,prompt\n7.0,Fitness & Health,run far\n".encode())
+    df = load_prompts(path)
+    assert df["id"].tolist() == [7] and df["id"].dtype == "int64"

@@ -80,3 +80,28 @@ def test_empty_text_is_refused(tiny_model, tokenizer):
 def test_custom_doc_ids_label_rows(tiny_model, tokenizer):
     cap = capture_residual(tiny_model, tokenizer, TEXTS[:2], 0, doc_ids=[10, 7], progress=False)
     assert list(dict.fromkeys(cap.doc_ids.tolist())) == [10, 7]
+
+
+def test_a_text_past_the_context_is_refused_even_with_a_larger_max_length(tiny_model, tokenizer):
+    # issue 28: max_length above the model's context (64 tokens for the tiny models) let a longer text run
+    # past it: llama silently, GPT-2 with a raw IndexError
+    calls = []
+    tiny_model.register_forward_pre_hook(lambda m, a: calls.append(1))
+    texts = ["solar heat", " ".join(["rain"] * 65)]
+    with pytest.raises(
+        ValueError,
+        match=r"^text 1 of 2 \(the model's context is 64 tokens\) is 65 tokens long; "
+        r"the limit is 64: shorten it$",
+    ):
+        capture_residual(tiny_model, tokenizer, texts, 0, max_length=1000, progress=False)
+    with pytest.raises(ValueError, match=r"^text 1 of 2 \(the model's context is 64"):
+        capture_all_layers(tiny_model, tokenizer, texts, max_length=1000, progress=False)
+    assert calls == []  # refused before any forward pass
+    with pytest.raises(
+        ValueError, match=r"^text 0 of 4 \(max_length = 4; 2 texts are over it\) is 5 tokens long"
+    ):
+        capture_residual(tiny_model, tokenizer, TEXTS, 0, max_length=4, progress=False)
+    with pytest.raises(
+        ValueError, match="batch_size = 0 must be a whole number >= 1"
+    ):  # was ZeroDivisionError
+        capture_residual(tiny_model, tokenizer, TEXTS, 0, batch_size=0, progress=False)

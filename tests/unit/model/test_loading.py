@@ -1,4 +1,5 @@
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,3 +105,132 @@ def test_an_intact_cache_is_not_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "_rebuild_cache", lambda f, why: pytest.fail(f"rebuilt: {why}"))
     model, _ = load_model(cache_dir=tmp_path, device="cpu")
     assert len(get_blocks(model)) == 4
+
+
+# --- issue 28: a cache changed anywhere, bad folders, and what a killed write leaves ---------------------
+
+
+def _big_cache(tmp_path):
+    """A tiny llama's cache whose weights file (~5 MB) the old check only sampled (1 MiB + 33 blocks)."""
+    from tests.conftest import make_tokenizer
+
+    big = tiny_llama()
+    big.model.embed_tokens.weight.data = torch.randn(40_000, 32)
+    big.config.vocab_size = 40_000
+    folder = tmp_path / models.BUNDLED_MODEL
+    models._write_cache(big, make_tokenizer(), folder)
+    return folder
+
+
+def test_bytes_zeroed_between_the_sampled_blocks_are_caught(tmp_path, monkeypatch):
+    """16 KiB zeroed in place between two blocks the old sampled hash read (the issue's probe: 4 MiB of the
+    540 MB file; same size, mtime put back) loaded silently. Every byte now counts."""
+    import os
+
+    folder = _big_cache(tmp_path)
+    w = folder / "model.safetensors"
+    size, head, block = w.stat().st_size, 1 << 20, 1 << 16
+    start = head + block + (8 << 10)  # after the first sampled block, before the next one
+    assert start + (16 << 10) < head + (size - head - block) // 32
+    st = w.stat()
+    with open(w, "r+b") as f:
+        f.seek(start)
+        assert any(f.read(16 << 10))
+        f.seek(start)
+        f.write(bytes(16 << 10))
+    os.utime(w, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert models._cache_problem(folder) == "model.safetensors in the cache has changed (content)"
+    rebuilt = []
+    monkeypatch.setattr(models, "_rebuild_cache", lambda f, why: rebuilt.append(why))
+    try:  # the stubbed rebuild leaves the damage in place
+        load_model(cache_dir=tmp_path, device="cpu")
+    except Exception:  # noqa: BLE001
+        pass
+    assert rebuilt == ["Rebuilding the model cache: model.safetensors in the cache has changed (content)"]
+
+
+def test_an_unchanged_cache_is_not_read_again_but_a_changed_one_is(tmp_path, monkeypatch):
+    """A full check stamps each file's stat: later loads cost a few stat calls, and a file whose stat
+    changed (a write, a copy) is read in full again."""
+    import os
+
+    folder = _big_cache(tmp_path)
+    monkeypatch.setattr(models, "_RACY_NS", 0)  # the files are a few ms old: trust a stamp at once
+    assert models._cache_problem(folder) is None  # full check, stamps written
+    real_digest = models._digest
+    read = []
+    monkeypatch.setattr(models, "_digest", lambda p: read.append(p.name) or real_digest(p))
+    assert models._cache_problem(folder) is None and read == []
+    w = folder / "config.json"
+    os.utime(w, ns=(w.stat().st_atime_ns, w.stat().st_mtime_ns - 10**9))
+    assert models._cache_problem(folder) is None and read == ["config.json"]
+
+
+def test_a_folder_without_config_or_a_file_is_one_line_before_any_work(tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(ValueError, match="holds no config.json, so it is no saved model") as err:
+        load_model(str(tmp_path), device="cpu")
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="is a file; pass a model folder"):
+        load_model(str(tmp_path / "weights.bin"), device="cpu")
+    (tmp_path / "config.json").write_text("{}")  # no model_type: transformers' own multi-line error
+    with pytest.raises(ValueError, match="cannot load model") as err:
+        load_model(str(tmp_path), device="cpu")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("where", ["cache_dir is a file", "cache folder is a file", "read-only"])
+def test_an_unusable_cache_place_is_refused_before_dequantising(tmp_path, monkeypatch, where):
+    """A cache_dir that is a file raised NotADirectoryError after 23 s of dequantising."""
+    import os
+
+    monkeypatch.setattr(models, "bundled_gguf_path", lambda: pytest.fail("dequantising started"))
+    cache = tmp_path / "cache"
+    if where == "cache_dir is a file":
+        cache.write_text("x")
+        match = "cannot be made: .*cache is a file"
+    elif where == "cache folder is a file":
+        cache.mkdir()
+        (cache / models.BUNDLED_MODEL).write_text("x")
+        match = "is a file, not a folder: delete it or point WORKBOOK_MODEL_CACHE"
+    else:
+        cache.mkdir()
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != cache and real(p, mode, **kw))
+        match = "must be written .* but .*cache is read-only"
+    with pytest.raises(ValueError, match=match) as err:
+        load_model(cache_dir=cache, device="cpu")
+    assert "\n" not in str(err.value)
+
+
+def test_what_a_killed_cache_write_left_is_removed_and_a_live_one_kept(tmp_path):
+    """kill -9 during the cache write left a 355 MB half folder beside the rebuilt cache, for good."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import make_tokenizer
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    name = models.BUNDLED_MODEL
+    killed = tmp_path / f".{name}.p{int(dead.stdout)}.k2j9x0.tmp"  # ours, its writer gone
+    live = tmp_path / f".{name}.p{os.getppid()}.a81bq3.tmp"  # ours, its writer still running
+    legacy = tmp_path / f"{name}.ab12cd34"  # an older workbook's mkdtemp folder
+    other = tmp_path / f"{name}.backup"  # not ours
+    copy = tmp_path / f"{name}.20241206"  # named like an old temp, but a complete copy (it has the marker)
+    for d in (killed, live, legacy, other, copy):
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"x" * 1000)
+    (copy / models.MARKER).write_text("{}")
+    old = time.time() - 3600
+    for d in (legacy, copy):
+        os.utime(d, (old, old))
+    models._write_cache(tiny_llama(), make_tokenizer(), tmp_path / name)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([name, live.name, other.name, copy.name])
+    live.rename(tmp_path / f".{name}.p{int(dead.stdout)}.a81bq3.tmp")  # its writer dies too
+    load_model(cache_dir=tmp_path, device="cpu")  # an intact cache: the load cleans
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, other.name, copy.name])

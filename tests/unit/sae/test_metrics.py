@@ -65,3 +65,36 @@ def test_fanout_ce_equals_separate_passes(tiny_model, tokenizer):
     for k in ("clean", "zero", "half"):
         assert a[k]["ce"] == pytest.approx(b[k]["ce"], rel=1e-4)
         assert a[k]["kl"] == pytest.approx(b[k]["kl"], rel=1e-3, abs=1e-5)
+
+
+@pytest.mark.parametrize("fanout", [True, False])
+def test_ce_scores_refuses_a_long_text_instead_of_cutting_it(tiny_model, tokenizer, fanout):
+    # issue 28: ce_scores cut a text at max_length silently (and scored it as if whole), where the capture
+    # refuses it; past the model's context (64 tokens) llama ran silently, GPT-2 raised a raw IndexError
+    calls = []
+    tiny_model.register_forward_pre_hook(lambda m, a: calls.append(1))
+    patches = {"zero": lambda h: torch.zeros_like(h)}
+    texts = [TEXTS[0], TEXTS[2]]  # 5 and 13 tokens
+    with pytest.raises(
+        ValueError, match=r"^text 1 of 2 \(max_length = 8\) is 13 tokens long; the limit is 8: shorten it$"
+    ):
+        ce_scores(tiny_model, tokenizer, texts, 1, patches, max_length=8, fanout=fanout)
+    with pytest.raises(ValueError, match=r"^text 1 of 2 \(the model's context is 64 tokens\) is 70 tokens"):
+        ce_scores(tiny_model, tokenizer, [TEXTS[0], " ".join(["rain"] * 70)], 1, patches, fanout=fanout)
+    assert calls == []  # refused before any forward pass
+    res = ce_scores(tiny_model, tokenizer, texts, 1, patches, max_length=13, fanout=fanout)
+    assert res.n_tokens.tolist() == [4, 12]  # a text at the limit is scored whole
+
+
+def test_nan_rows_are_refused_not_scored():
+    """NaN rows printed `fvu nan` (sae_metrics) and NaN reconstructions (encode_all), without a word."""
+    from helpers.sae.metrics import encode_all
+
+    sae = make_sae(SAEConfig(architecture="topk", d_in=4, expansion=2, k=2))
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    x[3] = np.nan
+    for f in (sae_metrics, encode_all):
+        with pytest.raises(ValueError, match="the activation matrix holds 4 NaN or inf value.*notebook 02"):
+            f(sae, x)
+    with pytest.raises(ValueError, match="activation rows are all the same"):  # FVU 0 / 0: ZeroDivisionError
+        sae_metrics(sae, np.ones((5, 4), np.float32))

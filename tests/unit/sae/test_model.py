@@ -106,7 +106,10 @@ def test_save_load_round_trip_in_sae_lens_layout(tmp_path):
     "bad, match",
     [
         (dict(k=1000), "k = 1000 must lie in 1..d_sae"),
-        (dict(architecture="l1", l1_coefficient=-1.0), "λ must be a finite number >= 0"),
+        (
+            dict(architecture="l1", l1_coefficient=-1.0),
+            r"λ \(l1_coefficient\) = -1.0 must be a finite number >= 0",
+        ),
         (dict(architecture="gated"), "not one of"),
     ],
 )
@@ -262,3 +265,32 @@ def test_train_or_load_retrains_an_interrupted_run(tmp_path):
     (run / "workbook_sae.json").unlink()  # killed before the marker
     _, _, reused = train_or_load(c, x, "data", tmp_path, progress=False)
     assert not reused
+
+
+def test_a_killed_saves_safetensors_temp_does_not_survive_the_next_save(tmp_path):
+    """safetensors' save_file writes its own .tmpXXXXXX (21 MB for the workbook's SAE); a kill -9 mid-save
+    left it for good. The weights now go through a temp of ours, and an older one is removed."""
+    import os
+    import time
+
+    leftover = tmp_path / ".tmpAb3xZ9"  # safetensors' name for it
+    leftover.write_bytes(b"\0" * 4096)
+    old = time.time() - 3600
+    os.utime(leftover, (old, old))
+    keep = tmp_path / ".tmp_notes"  # not safetensors' pattern: not ours to remove
+    keep.write_text("x")
+    sae = _saved(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".tmp_notes", "cfg.json", "sae_weights.safetensors", "workbook_sae.json"]
+    )
+    back, _ = load_sae(tmp_path)
+    assert torch.equal(back.W_dec, sae.W_dec)
+
+
+def test_save_sae_writes_no_temp_but_its_own(tmp_path, monkeypatch):
+    """save_file (whose temp a kill leaves under a name we do not own) is no longer used."""
+    import safetensors.torch
+
+    monkeypatch.setattr(safetensors.torch, "save_file", lambda *a, **k: pytest.fail("save_file used"))
+    _saved(tmp_path)
+    load_sae(tmp_path)

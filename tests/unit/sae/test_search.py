@@ -46,3 +46,10 @@ def test_an_l0_of_zero_still_steps():
     lam = next_lambda([Probe(5.0, 0.0)], 32.0)
     assert math.isfinite(lam) and lam < 5.0
     assert closest([Probe(5.0, 0.0), Probe(1.0, 20.0)], 32).lam == 1.0
+
+
+def test_a_text_target_or_a_nan_run_is_one_line():
+    with pytest.raises(ValueError, match="the target L0 = '32' must be a number"):  # was a raw TypeError
+        next_lambda([Probe(1.0, 10.0)], "32")
+    with pytest.raises(ValueError, match="the L0 of the run at λ = .* = nan must be a finite number"):
+        search_lambda(lambda lam: float("nan"), Probe(1.0, 10.0), 32)  # a diverged probe was kept silently

@@ -114,3 +114,17 @@ def test_other_input_errors():
         sample_hidden(toy, 0)
     with pytest.raises(ValueError, match="dimensions"):
         match_features(toy.W, np.ones((8, 2)))
+
+
+def test_recovering_features_of_a_toy_whose_vectors_are_all_zero_is_one_line():
+    """At sparsity 0.99999 every sampled hidden vector was 0: the SAE came out NaN, without a word."""
+    toy = train_toy(n=5, m=2, sparsity=0.99999, steps=20)
+    with pytest.raises(ValueError, match=r"only 0 of the 16,384 hidden vectors .* lower the sparsity"):
+        recover_features(toy, steps=10)
+
+
+def test_whole_floats_count_as_whole_numbers():
+    """The shared guard (helpers.validate.as_count) replaced a local one that refused m = 2.0."""
+    a, b = train_toy(n=5, m=2.0, steps=20.0, seed=1), train_toy(n=5, m=2, steps=20, seed=1)
+    np.testing.assert_array_equal(a.W, b.W)
+    assert a.m == 2 and isinstance(a.seed, int)
