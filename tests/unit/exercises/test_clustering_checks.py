@@ -14,21 +14,8 @@ from helpers.exercises.common import (
     run_answer,
     write_cases,
 )
-
-SEEDS = (11, 12, 13)
-
-
-def _hidden(exercise, seeds=SEEDS):
-    return [c for s in seeds for c in exercise.hidden(np.random.default_rng(s))]
-
-
-def _first_hint(exercise, fn, cases) -> str | None:
-    for case in cases:
-        hint = exercise.judge(case, run_answer(exercise, (fn,), case))
-        if hint:
-            return hint
-    return None
-
+from tests.unit.exercises.support import first_hint as _first_hint
+from tests.unit.exercises.support import hidden as _hidden
 
 # ----------------------------------------------------------------------------------------------
 # purity

@@ -15,25 +15,9 @@ from helpers.exercises.common import (
     run_answer,
     write_cases,
 )
-
-SEEDS = (11, 12, 13)
-
-
-def _hidden(exercise, seeds=SEEDS):
-    return [c for s in seeds for c in exercise.hidden(np.random.default_rng(s))]
-
-
-def _first_hint(exercise, fn, cases) -> str | None:
-    """The hint of the first case ``fn`` gets wrong (the self-check's CheckFailed included)."""
-    for case in cases:
-        try:
-            hint = exercise.judge(case, run_answer(exercise, (fn,), case))
-        except CheckFailed as err:
-            return str(err)
-        if hint:
-            return hint
-    return None
-
+from tests.unit.exercises.support import SEEDS
+from tests.unit.exercises.support import first_hint as _first_hint
+from tests.unit.exercises.support import hidden as _hidden
 
 # ----------------------------------------------------------------------------------------------
 # top_words
