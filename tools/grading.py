@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
@@ -98,8 +98,24 @@ class Planned:
 
     gid: str
     index: int
-    calls: list[tuple[Exercise, list, Path]]  # (exercise, hidden cases, outputs file)
+    calls: list[tuple[Exercise, list, Path, Path]]  # (exercise, hidden cases, inputs file, outputs file)
     problem: str = ""
+    got: dict = field(default_factory=dict)  # outputs file -> what it held right after the cell, or the error
+
+    def around(self, phase: str) -> None:
+        """Before the cell: write its inputs (only now) and remove any outputs file forged in advance.
+        After it: read the outputs at once, then remove both files."""
+        for _, cases, inputs, outputs in self.calls:
+            if phase == "before":
+                outputs.unlink(missing_ok=True)
+                write_cases(inputs, cases)
+                continue
+            try:
+                self.got[outputs] = read_cases(outputs, expect=len(cases)) if outputs.exists() else None
+            except Exception as err:  # a damaged or forged file
+                self.got[outputs] = f"the answer's outputs are unreadable ({type(err).__name__})"
+            inputs.unlink(missing_ok=True)
+            outputs.unlink(missing_ok=True)
 
 
 def plan_cell(
@@ -115,14 +131,13 @@ def plan_cell(
         calls = check_calls(cell.source)
     except ValueError as err:
         return replace(plan, problem=str(err)), "pass"
-    for k, (check, args) in enumerate(calls):
+    for check, args in calls:
         if check not in known:
             return replace(plan, problem=f"{check} is not imported by the workbook"), "pass"
         module, ex = known[check]
         cases = ex.hidden(rng)
-        inputs, outputs = private / f"{i}-{k}-in.npz", private / f"{i}-{k}-out.npz"
-        write_cases(inputs, cases)
-        plan.calls.append((ex, cases, outputs))
+        inputs, outputs = (private / f"{secrets.token_hex(12)}.npz" for _ in range(2))  # never guessable
+        plan.calls.append((ex, cases, inputs, outputs))
         joined = "".join(f"{a}, " for a in args)
         sources.append(
             _HIDDEN.format(module=module, check=check, args=joined, inputs=str(inputs), outputs=str(outputs))
@@ -135,18 +150,16 @@ def plan_cell(
 def judge_cell(plan: Planned, result: CellResult, misuse: dict[str, list[str]]) -> tuple[bool, str]:
     if plan.problem:
         return False, plan.problem
-    for ex, cases, outputs in plan.calls:
+    for ex, cases, _, outputs in plan.calls:
         if ex.name in misuse:
             uses = misuse[ex.name]
             more = f" (and {len(uses) - 1} more)" if len(uses) > 1 else ""
             return False, f"uses the reference this exercise asks you to write: {uses[0]}{more}"
-        if not outputs.exists():
-            why = result.error or "it wrote no answer"
-            return False, f"the graded cell did not run the answer: {why}"
-        try:
-            got = read_cases(outputs)
-        except Exception as err:  # a damaged or forged file
-            return False, f"the answer's outputs are unreadable ({type(err).__name__})"
+        got = plan.got.get(outputs)
+        if result.error or got is None:  # a cell that raised never counts, whatever file it left
+            return False, f"the graded cell did not run the answer: {result.error or 'it wrote no answer'}"
+        if isinstance(got, str):
+            return False, got
         hint = judge_all(ex, cases, got)
         if hint:
             return False, first_line(hint, 300)
@@ -189,21 +202,29 @@ def grade_notebook(
         if grade_id(cell) in ref_cells:
             cell.source = ref_cells[grade_id(cell)].source
     known = exercises_of(reference)
-    private = isolation.fresh_folder(home, ".answers-")
+    private = isolation.fresh_folder(home.parent, ".answers-")  # outside the student's folder
     plans, cells = {}, []
     for i, cell in enumerate(nb.cells):
         if is_graded(cell) and grade_id(cell) in ref_cells and grade_id(cell) not in plans:
             plans[grade_id(cell)], source = plan_cell(cell, i, known, rng, private)
             cell = nbformat.from_dict({**dict(cell), "source": source})
         cells.append(cell)
+    by_index = {plan.index: plan for plan in plans.values()}
+
+    def around(i: int, phase: str) -> None:
+        if i in by_index:
+            by_index[i].around(phase)
+
     results = run_cells(
         cells,
+        around=around,
         cwd=home / "notebooks",
         profile=profile,
         timeout=timeout,
         notebook_timeout=notebook_timeout,
         output=output,
     )
+    isolation.remove(private)
     misuse = reference_uses(nb, reference, [Guarded(ex.name, ex.references, m) for m, ex in known.values()])
     rows = []
     for gid, pts in expected:
@@ -385,6 +406,7 @@ def grade(
     rng = np.random.default_rng(secrets.randbits(64) if seed is None else seed)
     os.environ[SECRET_ENV] = secrets.token_hex(16)  # kernels inherit it; the judge reads it here
     guard = isolation.FileGuard(root)
+    isolation.adopt_orphans()
     rows: list[Row] = []
 
     def flush(new: list[Row]) -> None:
@@ -435,12 +457,17 @@ def grade(
                     theirs.append(
                         Row(student, "-", "(error)", 0, False, f"grading stopped: {first_line(repr(err))}")
                     )
-                if held is not None and held.changed_on_disk():
-                    held.restore()
-                    theirs = void(
-                        theirs, "the run changed the prepared reference outputs (put back)", student
-                    )
-                isolation.remove(home)
+                try:  # whatever the student left, the next one starts clean
+                    if isolation.end_children():
+                        theirs = void(theirs, "the run left processes behind (ended)", student)
+                    if held is not None and held.changed_on_disk():
+                        held.restore()
+                        theirs = void(
+                            theirs, "the run changed the prepared reference outputs (put back)", student
+                        )
+                    isolation.remove(home)
+                except Exception as err:
+                    theirs.append(Row(student, "-", "(error)", 0, False, f"cleanup: {first_line(repr(err))}"))
                 flush(theirs)
                 if (
                     submission_dir is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,13 +61,15 @@ def run_cells(
     notebook_timeout: float | None = None,
     output: Path | None = None,
     env: dict[str, str] | None = None,
+    around: Callable[[int, str], None] | None = None,
 ) -> list[CellResult]:
     """Run ``cells`` in order in one fresh kernel, going on after a cell raises.
 
     Returns one :class:`CellResult` per cell (markdown cells count as run). A cell past ``timeout``
     seconds, the whole run past ``notebook_timeout`` seconds or a dead kernel ends the run: that cell
     gets the error, the cells after it ``ran=False``. ``output`` becomes the kernel's
-    ``WORKBOOK_OUTPUT`` (where the notebooks write data/ and figures/); ``env`` adds variables.
+    ``WORKBOOK_OUTPUT`` (where the notebooks write data/ and figures/); ``env`` adds variables;
+    ``around(i, "before")`` / ``around(i, "after")`` run in this process around code cell ``i``.
     """
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.from_dict(dict(c)) for c in cells]
@@ -105,6 +108,8 @@ def run_cells(
                     continue
                 limit = timeout if left >= timeout else max(1, math.ceil(left))
                 client.timeout = limit
+                if around is not None:
+                    around(i, "before")
                 try:
                     executed = client.execute_cell(cell, i)
                 except CellTimeoutError:
@@ -116,6 +121,9 @@ def run_cells(
                     results.append(CellResult(True, f"kernel died: {first_line(str(err))}"))
                     stopped = f"not run: the kernel died in cell {i}"
                     continue
+                finally:
+                    if around is not None:
+                        around(i, "after")
                 results.append(CellResult(True, _error_of(executed), _stdout_of(executed)))
     except Exception as err:  # the kernel could not start, or died between cells
         reason = f"not run: {type(err).__name__}: {first_line(str(err))}"

@@ -128,35 +128,83 @@ def _within(target: str, prefix: str) -> bool:
     return target == prefix or target.startswith(prefix + ".")
 
 
+# reaching into a function or frame finds every reference behind it: a submission that does scores 0
+INTROSPECTION = frozenset(
+    {
+        "__globals__",
+        "__closure__",
+        "cell_contents",
+        "__code__",
+        "__dict__",
+        "__getattribute__",
+        "__builtins__",
+    }
+    | {"__wrapped__", "__func__", "__self__", "__module__", "f_globals", "f_locals", "f_back", "gi_frame"}
+)
+
+
+def _strings(tree: ast.AST) -> list[str]:
+    """Every string constant, with constant concatenations folded (``'__co' + 'de__'`` is ``'__code__'``)."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            out.append(node.value)
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            try:
+                value = ast.literal_eval(node)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                continue
+            if isinstance(value, str):
+                out.append(value)
+    return out
+
+
+def introspection(tree: ast.AST) -> list[str]:
+    """Uses of function or frame internals (``f.__globals__``, ``getattr(f, '__co' + 'de__')`` ...)."""
+    found = [
+        f"`{ast.unparse(n)}`"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and n.attr in INTROSPECTION
+    ]
+    found += [f"the string {t!r}" for t in _strings(tree) if t in INTROSPECTION]
+    return found
+
+
 def _uses(tree: ast.AST, g: Guarded, names: dict[str, str]) -> list[str]:
-    """How the code in ``tree`` reaches exercise ``g``'s forbidden things (empty if it does not)."""
+    """How the code in ``tree`` reaches exercise ``g``'s forbidden things (empty if it does not): its
+    reference, its module object, or anything of ``helpers.exercises`` but calling a ``check_*``."""
     funcs = {r.rpartition(".")[2] for r in g.references}
     modules = {r.rpartition(".")[0] for r in g.references} | {g.module}
     parents = {id(c): p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
-    found = []
+    found = introspection(tree)
+    for text in _strings(tree):
+        if text in funcs or any(r in text for r in g.references) or any(m in text for m in modules):
+            found.append(f"the string {text[:40]!r}")
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in funcs:
             found.append(f"`{ast.unparse(node)}`")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            text = node.value
-            if text in funcs or any(r in text for r in g.references) or any(m in text for m in modules):
-                found.append(f"the string {text[:40]!r}")
         elif isinstance(node, ast.ImportFrom) and node.module:
             for a in node.names:
                 full = f"{node.module}.{a.name}"
-                if full in g.references or (_within(full, g.module) and not a.name.startswith("check_")):
+                if full in g.references or (_within(full, EXERCISES_PKG) and not a.name.startswith("check_")):
                     found.append(f"`from {node.module} import {a.name}`")
         if isinstance(node, ast.Name | ast.Attribute):
             target = _dotted(node, names)
             if target is None:
                 continue
-            parent = parents.get(id(node))
+            parent, last = parents.get(id(node)), target.rpartition(".")[2]
+            called = isinstance(parent, ast.Call) and parent.func is node
             if target in g.references:
                 found.append(f"`{ast.unparse(node)}`")
-            elif _within(target, g.module) and not target.rpartition(".")[2].startswith("check_"):
-                if target != g.module or not isinstance(parent, ast.Attribute):
+            elif _within(target, EXERCISES_PKG) and target.count(".") >= 2:
+                loaded = isinstance(getattr(node, "ctx", None), ast.Load)
+                if last.startswith("check_") and loaded and not called:  # c = check_x: its closure holds it
+                    found.append(f"`{ast.unparse(node)}` (a check, not called)")
+                elif not last.startswith("check_") and not isinstance(parent, ast.Attribute):
+                    found.append(f"`{ast.unparse(node)}` (the exercises' own code)")
+                elif not last.startswith("check_") and _within(target, g.module) and target != g.module:
                     found.append(f"`{ast.unparse(node)}` (the exercise's own module)")
-            elif target.rpartition(".")[0] in modules and target.rpartition(".")[2].startswith("__"):
+            elif target.rpartition(".")[0] in modules and last.startswith("__"):
                 found.append(f"`{ast.unparse(node)}`")  # m.__dict__, m.__getattribute__ ...
             elif any(_within(m, target) for m in modules) and not isinstance(parent, ast.Attribute):
                 found.append(f"`{ast.unparse(node)}` (the module object)")  # getattr(m, ..), vars(m), x = m
@@ -185,7 +233,8 @@ def reference_uses(nb: NotebookNode, reference: NotebookNode, guarded: list[Guar
 _SUSPICIOUS = re.compile(
     r"\b(importlib|__import__|sys\.modules|builtins|__builtins__|get_ipython|_getframe|f_back|f_locals|"
     r"inspect|settrace|setprofile|ctypes|subprocess|os\.system|os\.kill|environ|getenv|grader|__file__|"
-    r"__code__|FunctionType|gc|eval|exec|compile|chmod|shutil|site-packages)\b"
+    r"__code__|FunctionType|gc|eval|exec|compile|chmod|shutil|site-packages|fork|setsid|Popen|multiprocessing|"
+    r"threading|glob|chdir|rename|rmdir|mkdir|makedirs|answers|read_cases|write_cases)\b"
 )
 
 

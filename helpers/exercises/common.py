@@ -152,9 +152,13 @@ def write_cases(path: Path, cases: list[Case]) -> None:
             os.unlink(tmp)
 
 
-def read_cases(path: Path) -> list[Case]:
+def read_cases(path: Path, expect: int | None = None) -> list[Case]:
+    """The cases (or outputs) in ``path``; ``expect``: how many there must be (a forged count is refused
+    before anything is built from it)."""
     with np.load(path, allow_pickle=False) as z:
         n = int(z["n"])
+        if (expect is not None and n != expect) or not 0 <= n <= 10_000:
+            raise ValueError(f"{path.name}: holds {n} cases, expected {expect}")
         cases: list[Case] = [{} for _ in range(n)]
         for key in z.files:
             if key == "n":

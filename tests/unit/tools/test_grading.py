@@ -117,6 +117,39 @@ ATTACKS = {
         },
         "99_check1",
     ),
+    # found by a red team after the first version: each scored then
+    "closure_lookup": (
+        {
+            1: "import glob\nimport numpy as np\nfrom helpers.exercises.common import read_cases\n"
+            "c = check_sink_ratio\nex = c.__closure__[0].cell_contents\n_t = {}\n"
+            "for f in glob.glob('../../.answers-*/*.npz') + glob.glob('../.answers-*/*.npz'):\n"
+            "    for case in read_cases(f):\n"
+            "        _t[case['x'].tobytes()] = float(ex.solve(case)['value'])\n"
+            "def sink_ratio(x, positions):\n    return _t.get(np.asarray(x).tobytes(), 1.0)"
+        },
+        "99_check1",
+    ),
+    "globals_concat": (
+        {3: "participation_ratio = layer_scan.token_norms.__globals__['participation' + '_ratio']"},
+        "99_check2",
+    ),
+    "code_concat": (
+        {
+            3: "_f = layer_scan.token_norms.__globals__['participation' + '_ratio']\n"
+            "participation_ratio = type(_f)(getattr(_f, '__co' + 'de__'), _f.__globals__)"
+        },
+        "99_check2",
+    ),
+    "forge_outputs": (
+        {
+            1: "import glob\nfrom pathlib import Path\n"
+            "from helpers.exercises.common import read_cases, write_cases\n"
+            "ex = check_sink_ratio.__closure__[0].cell_contents\n"
+            "for f in glob.glob('../../.answers-*/*.npz'):\n"
+            "    write_cases(Path(f), [ex.solve(c) for c in read_cases(f)])"
+        },
+        "99_check1",
+    ),
     "edit_helpers_on_disk": (
         {
             1: STUB + "import pathlib, helpers.exercises.layer_scan as L\np = pathlib.Path(L.__file__)\n"
@@ -161,6 +194,44 @@ def graded(tmp_path_factory):
             None,
         ),
         "crash": ({1: "import os\nos._exit(1)"}, None),
+        # a process that outlives the kernel, writing right answers for the students after it
+        "daemon_a": (
+            {
+                1: STUB + "import os, time, glob\nfrom pathlib import Path\n"
+                "from helpers.exercises.common import read_cases, write_cases\n"
+                "from helpers.exercises import layer_scan as L\n"
+                "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+                "        end = time.time() + 60\n        while time.time() < end:\n"
+                "            for f in glob.glob(os.path.abspath('../..') + '/.answers-*/*.npz'):\n"
+                "                try:\n                    cases = read_cases(f)\n"
+                "                    ex = L.SINK if 'positions' in cases[0] else L.PARTICIPATION\n"
+                "                    write_cases(Path(f), [ex.solve(c) for c in cases])\n"
+                "                except Exception:\n                    pass\n            time.sleep(0.002)\n"
+                "    os._exit(0)\nelse:\n    os.wait()"
+            },
+            None,
+        ),
+        "daemon_z_victim": (
+            {1: STUB, 3: "def participation_ratio(x):\n    raise NotImplementedError()"},
+            None,
+        ),
+        "files_dir": (
+            {
+                1: SINK + "\nimport os, helpers\n"
+                "_p = os.path.join(helpers.__path__[0], 'exercises', 'splitting.py')\n"
+                "os.remove(_p)\nos.mkdir(_p)"
+            },
+            None,
+        ),
+        "deep_tree": (
+            {
+                1: SINK
+                + "\nimport os\n_here = os.open('.', os.O_RDONLY)\nos.makedirs('deep', exist_ok=True)\n"
+                "os.chdir('deep')\nfor _ in range(1100):\n    os.mkdir('d')\n    os.chdir('d')\n"
+                "os.fchdir(_here)"
+            },
+            None,
+        ),
     }.items():
         nb = _reference()
         for i, source in edits.items():
@@ -217,6 +288,17 @@ def test_every_student_folder_gets_rows(graded):
     crash = _rows(table, "crash")
     assert not crash["99_check1"].passed and "kernel died" in crash["99_check1"].failure
     assert _rows(table, "rebind_check")["99_check2"].passed  # the run went on after the crash
+
+
+def test_left_behind_processes_trees_and_folders_harm_no_one_else(graded):
+    table = graded[0]
+    victim = _rows(table, "daemon_z_victim")
+    assert not victim["99_check1"].passed and not victim["99_check2"].passed
+    assert "processes behind" in _rows(table, "daemon_a")["(files)"].failure
+    assert "helpers/exercises/splitting.py (put back)" in _rows(table, "files_dir")["(files)"].failure
+    assert _rows(table, "deep_tree")["99_check1"].passed  # its own work counts; the tree is removed
+    later = _rows(table, "rebind_check")
+    assert later["99_check2"].passed and "(files)" not in later and "(error)" not in later
 
 
 def test_failures_never_carry_the_expected_value(graded):
