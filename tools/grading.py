@@ -4,11 +4,11 @@
 notebook in the ``ci`` profile and prints a table (student, notebook, check, points, passed, first line
 of the failure) with totals; the CSV is rewritten (atomically) after every notebook.
 
-Each graded cell is replaced by one that runs the arguments of its ``check_*`` call on fresh cases drawn
-here (seeded per run) and writes only the outputs; they are judged here, against the reference functions
-imported before any student code ran. A check also scores 0 when the submission's own cells use its
-reference (:mod:`tools.source_scan`). Students run one at a time in fresh folders
-(:mod:`tools.isolation`). What this prevents and what it does not is stated, claim by test, in the
+Each graded cell is replaced (:mod:`tools.hidden_cases`) by one that runs its ``check_*`` call's
+arguments on cases drawn here (seeded per run) and writes only the outputs; they are judged here, against
+the reference functions imported before any student code ran. A check also scores 0 when the
+submission's own cells use its reference (:mod:`tools.source_scan`). Students run one at a time in fresh
+folders (:mod:`tools.isolation`). What this prevents and what it does not is stated, claim by test, in the
 README's "For instructors"; ``tools.invert`` is nbgrader's ``validate --invert`` on the self-checks.
 """
 
@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
@@ -34,7 +33,7 @@ from nbformat import NotebookNode
 
 import helpers
 from helpers.config import ROOT
-from helpers.exercises.common import Exercise, exercise_of, judge_all, read_cases, write_cases
+from helpers.exercises.common import Exercise, exercise_of
 from helpers.files import save_csv
 from helpers.sae.bad_runs import SECRET_ENV
 from tools import isolation
@@ -49,8 +48,9 @@ from tools.assignment import (
     workbook_notebooks,
 )
 from tools.grade_table import Row, as_table, format_table, summary, void
-from tools.kernel import CellResult, first_line, run_cells
-from tools.source_scan import Guarded, check_calls, check_modules, reference_uses, review_findings
+from tools.hidden_cases import judge_cell, plan_cell
+from tools.kernel import first_line, run_cells
+from tools.source_scan import Guarded, check_modules, reference_uses, review_findings
 
 CELL_TIMEOUT_S = 600  # one cell (ci profile: 12 s idle, 169 s seen on a loaded 2-core machine)
 NOTEBOOK_TIMEOUT_S = 1200  # one notebook, every cell together
@@ -82,88 +82,6 @@ def exercises_of(reference: NotebookNode) -> dict[str, tuple[str, Exercise]]:
 
 # ----------------------------------------------------------------------------------------------
 # one notebook
-
-_HIDDEN = """\
-import helpers.exercises.common as __grader_c
-import {module} as __grader_m
-
-__grader_c.answer_hidden(__grader_c.exercise_of(__grader_m, {check!r}), ({args}), {inputs!r}, {outputs!r})
-del __grader_c, __grader_m
-"""
-
-
-@dataclass
-class Planned:
-    """A graded cell as the grader runs it: per check call, the exercise, its hidden cases, the files."""
-
-    gid: str
-    index: int
-    calls: list[tuple[Exercise, list, Path, Path]]  # (exercise, hidden cases, inputs file, outputs file)
-    problem: str = ""
-    got: dict = field(default_factory=dict)  # outputs file -> what it held right after the cell, or the error
-
-    def around(self, phase: str) -> None:
-        """Before the cell: write its inputs (only now) and remove any outputs file forged in advance.
-        After it: read the outputs at once, then remove both files."""
-        for _, cases, inputs, outputs in self.calls:
-            if phase == "before":
-                outputs.unlink(missing_ok=True)
-                write_cases(inputs, cases)
-                continue
-            try:
-                self.got[outputs] = read_cases(outputs, expect=len(cases)) if outputs.exists() else None
-            except Exception as err:  # a damaged or forged file
-                self.got[outputs] = f"the answer's outputs are unreadable ({type(err).__name__})"
-            inputs.unlink(missing_ok=True)
-            outputs.unlink(missing_ok=True)
-
-
-def plan_cell(
-    cell: NotebookNode,
-    i: int,
-    known: dict[str, tuple[str, Exercise]],
-    rng: np.random.Generator,
-    private: Path,
-) -> tuple[Planned, str]:
-    """The hidden-case plan of one graded cell and the source that replaces it."""
-    plan, sources = Planned(grade_id(cell), i, []), []
-    try:
-        calls = check_calls(cell.source)
-    except ValueError as err:
-        return replace(plan, problem=str(err)), "pass"
-    for check, args in calls:
-        if check not in known:
-            return replace(plan, problem=f"{check} is not imported by the workbook"), "pass"
-        module, ex = known[check]
-        cases = ex.hidden(rng)
-        inputs, outputs = (private / f"{secrets.token_hex(12)}.npz" for _ in range(2))  # never guessable
-        plan.calls.append((ex, cases, inputs, outputs))
-        joined = "".join(f"{a}, " for a in args)
-        sources.append(
-            _HIDDEN.format(module=module, check=check, args=joined, inputs=str(inputs), outputs=str(outputs))
-        )
-    if not calls:
-        plan.problem = "the graded cell calls no check"
-    return plan, "\n".join(sources) or "pass"
-
-
-def judge_cell(plan: Planned, result: CellResult, misuse: dict[str, list[str]]) -> tuple[bool, str]:
-    if plan.problem:
-        return False, plan.problem
-    for ex, cases, _, outputs in plan.calls:
-        if ex.name in misuse:
-            uses = misuse[ex.name]
-            more = f" (and {len(uses) - 1} more)" if len(uses) > 1 else ""
-            return False, f"uses the reference this exercise asks you to write: {uses[0]}{more}"
-        got = plan.got.get(outputs)
-        if result.error or got is None:  # a cell that raised never counts, whatever file it left
-            return False, f"the graded cell did not run the answer: {result.error or 'it wrote no answer'}"
-        if isinstance(got, str):
-            return False, got
-        hint = judge_all(ex, cases, got)
-        if hint:
-            return False, first_line(hint, 300)
-    return True, ""
 
 
 def _where(cells: list[NotebookNode], i: int) -> str:
