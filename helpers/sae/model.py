@@ -1,11 +1,8 @@
-"""Sparse autoencoders: one class per variant, sharing encode / decode / save / load.
+"""Sparse autoencoders by architecture name, and their files.
 
-* :class:`L1SAE` — Anthropic's April 2024 recipe: ``f = ReLU(x W_enc + b_enc)``,
-  ``x̂ = f W_dec + b_dec``, loss = mean ||x - x̂||² + λ Σ_i f_i ||W_dec,i||, inputs scaled so that
-  E||x|| = sqrt(d_in), W_enc initialised as W_decᵀ with decoder rows of norm 0.1, zero biases.
-* :class:`TopKSAE` — OpenAI's 2024 recipe: keep the k largest pre-activations of
-  ``(x - b_dec) W_enc + b_enc``; unit-norm decoder rows; an AuxK loss that lets the dead latents
-  reconstruct what the live ones miss, so few latents die.
+One file per architecture carries its maths (:mod:`helpers.sae.l1`: Anthropic's April 2024 L1 recipe;
+:mod:`helpers.sae.topk`: OpenAI's 2024 TopK with AuxK), on :mod:`helpers.sae.base`. This module maps
+``SAEConfig.architecture`` to the class and saves and loads any of them.
 
 Both train on scaled inputs and fold the scale into the weights when saved, so a saved SAE
 takes raw residual vectors. Weights go to safetensors in SAELens' layout and names
@@ -19,115 +16,17 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from helpers.config import ARCHITECTURES, SAEConfig
+from helpers.config import SAEConfig
 from helpers.files import commit, load_json, predates_process, save_json, verify, write_atomic
-from helpers.validate import as_index
+from helpers.sae.base import BaseSAE, sparse_decode
+from helpers.sae.l1 import L1SAE
+from helpers.sae.topk import TopKSAE
+
+__all__ = ["SAE_CLASSES", "BaseSAE", "L1SAE", "TopKSAE", "load_sae", "make_sae", "save_sae", "sparse_decode"]
 
 
-def sparse_decode(W_dec: torch.Tensor, vals: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Σ_j vals[:, j] W_dec[idx[:, j]] per token, without a dense [n, d_sae] matrix (no bias)."""
-    return nn.functional.embedding_bag(idx, W_dec, per_sample_weights=vals, mode="sum")
-
-
-class BaseSAE(nn.Module):
-    """Shared parameters and maths. ``scale`` multiplies raw inputs during training (1 after
-    :meth:`fold_scale`, when the weights take raw inputs directly)."""
-
-    apply_b_dec_to_input = False
-
-    def __init__(self, cfg: SAEConfig):
-        super().__init__()
-        cfg.validate()
-        self.cfg = cfg
-        d, m = cfg.d_in, cfg.d_sae
-        self.W_enc = nn.Parameter(torch.empty(d, m))
-        self.b_enc = nn.Parameter(torch.zeros(m))
-        self.W_dec = nn.Parameter(torch.empty(m, d))
-        self.b_dec = nn.Parameter(torch.zeros(d))
-        self.register_buffer("scale", torch.ones(()))
-
-    def feature_id(self, i: object) -> int:
-        """``i`` as a latent id of this SAE (0..d_sae-1), or one ``ValueError`` line."""
-        return as_index(i, "feature", self.cfg.d_sae, "this SAE")
-
-    def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
-        pre = (x * self.scale) @ self.W_enc + self.b_enc
-        if self.apply_b_dec_to_input:
-            # = (x - b_dec) W_enc + b_enc, written so that b_dec's gradient is a cheap
-            # vector-matrix product instead of a second [n, d_sae] x [d_sae, d_in] matmul
-            pre = pre - self.b_dec @ self.W_enc
-        return pre
-
-    def activate(self, pre: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Latent activations ``f`` [n, d_sae] of raw inputs ``x`` [n, d_in]."""
-        return self.activate(self.pre_acts(x))
-
-    def decode(self, f: torch.Tensor) -> torch.Tensor:
-        """Reconstruction in raw input space."""
-        return (f @ self.W_dec + self.b_dec) / self.scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
-    @torch.no_grad()
-    def fold_scale(self) -> None:
-        """Fold the input scale into the weights: afterwards ``scale == 1`` and every output
-        (latents and reconstruction) is unchanged."""
-        c = float(self.scale)
-        # encoder: (c x - b) W + e = (x - b / c)(c W) + e; decoder: (f W + b) / c = f (W / c) + b / c
-        self.W_enc.mul_(c)
-        self.W_dec.div_(c)
-        self.b_dec.div_(c)
-        self.scale.fill_(1.0)
-
-
-class L1SAE(BaseSAE):
-    """ReLU latents, L1 penalty weighted by decoder-row norms (Anthropic, April 2024)."""
-
-    def __init__(self, cfg: SAEConfig):
-        super().__init__(cfg)
-        g = torch.Generator().manual_seed(cfg.seed)
-        w = torch.randn(cfg.d_sae, cfg.d_in, generator=g)
-        with torch.no_grad():
-            self.W_dec.copy_(0.1 * w / w.norm(dim=1, keepdim=True))
-            self.W_enc.copy_(self.W_dec.T)
-
-    def activate(self, pre: torch.Tensor) -> torch.Tensor:
-        return torch.relu(pre)
-
-
-class TopKSAE(BaseSAE):
-    """The k largest pre-activations per token, ReLU'd; unit-norm decoder rows (OpenAI, 2024)."""
-
-    apply_b_dec_to_input = True
-
-    def __init__(self, cfg: SAEConfig):
-        super().__init__(cfg)
-        g = torch.Generator().manual_seed(cfg.seed)
-        w = torch.randn(cfg.d_sae, cfg.d_in, generator=g)
-        with torch.no_grad():
-            self.W_dec.copy_(w / w.norm(dim=1, keepdim=True))
-            self.W_enc.copy_(self.W_dec.T)
-
-    def topk(self, pre: torch.Tensor, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        vals, idx = torch.topk(pre, k or self.cfg.k, dim=-1, sorted=False)
-        return torch.relu(vals), idx
-
-    def activate(self, pre: torch.Tensor) -> torch.Tensor:
-        vals, idx = self.topk(pre)
-        return torch.zeros_like(pre).scatter_(-1, idx, vals)
-
-    def decode_sparse(self, vals: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Decode from the k (value, index) pairs per token without a dense [n, d_sae] matrix."""
-        return (sparse_decode(self.W_dec, vals, idx) + self.b_dec) / self.scale
-
-
-SAE_CLASSES = {"l1": L1SAE, "topk": TopKSAE}
+SAE_CLASSES: dict[str, type[BaseSAE]] = {"l1": L1SAE, "topk": TopKSAE}
 
 
 def make_sae(cfg: SAEConfig) -> BaseSAE:
@@ -144,7 +43,7 @@ def sae_lens_cfg(
     """The ``cfg.json`` fields SAELens reads, plus our training config under ``workbook``."""
     cfg = sae.cfg
     return {
-        "architecture": "topk" if cfg.architecture == "topk" else "standard",
+        "architecture": sae.saelens_architecture,
         "d_in": cfg.d_in,
         "d_sae": cfg.d_sae,
         "dtype": "float32",
@@ -153,8 +52,8 @@ def sae_lens_cfg(
         "hook_name": hook_name or f"blocks.{layer}.hook_resid_post",
         "hook_layer": layer,
         "hook_head_index": None,
-        "activation_fn_str": "topk" if cfg.architecture == "topk" else "relu",
-        "activation_fn_kwargs": {"k": cfg.k} if cfg.architecture == "topk" else {},
+        "activation_fn_str": sae.activation_fn,
+        "activation_fn_kwargs": sae.activation_kwargs(),
         "apply_b_dec_to_input": sae.apply_b_dec_to_input,
         "finetuning_scaling_factor": False,
         "normalize_activations": "none",  # the input scaling is folded into the weights
@@ -213,16 +112,13 @@ def config_from_file(meta: dict, where: str) -> tuple[SAEConfig, bool]:
     if "workbook" in meta:
         wb = {k: v for k, v in meta["workbook"].items() if k in SAEConfig.__dataclass_fields__}
         cfg = SAEConfig(**wb)
-        want = (
-            {"topk": "topk", "l1": "standard"}[cfg.architecture]
-            if cfg.architecture in ARCHITECTURES
-            else None
-        )
+        cls = SAE_CLASSES.get(cfg.architecture)
+        want = cls.saelens_architecture if cls is not None else None
         if arch is not None and arch != want:
             raise ValueError(
                 f"{where}: cfg.json says architecture {arch!r} but its workbook section {cfg.architecture!r}"
             )
-        return cfg, meta.get("apply_b_dec_to_input", cfg.architecture == "topk")
+        return cfg, meta.get("apply_b_dec_to_input", cls is not None and cls.apply_b_dec_to_input)
     if arch not in ("standard", "topk"):
         raise ValueError(
             f"{where}: architecture {arch!r} is not one this workbook runs (SAELens 'standard' or 'topk'); "

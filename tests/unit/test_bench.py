@@ -28,8 +28,10 @@ def test_budgets_and_markdown(bench):
             tokens_per_s=1200.0,
             fraction_of_matmul=0.65,
             l0=32.0,
-            fvu=0.27,
+            fvu_themed=0.27,
+            fvu_corpus=0.2,
             dead=0.01,
+            dead_rows=100_000,
         ),
         dict(
             trainer="ours",
@@ -37,10 +39,35 @@ def test_budgets_and_markdown(bench):
             tokens_per_s=900.0,
             fraction_of_matmul=0.5,
             l0=40.0,
-            fvu=0.45,
+            fvu_themed=0.45,
+            fvu_corpus=0.4,
             dead=0.02,
+            dead_rows=100_000,
         ),
-        dict(trainer="SAELens", variant="topk", tokens_per_s=1100.0, l0=32.0, fvu=0.28, dead=0.02),
+        dict(
+            trainer="SAELens",
+            variant="topk",
+            lr=1e-3,
+            chosen=False,
+            tokens_per_s=1000.0,
+            l0=32.0,
+            fvu_themed=0.30,
+            fvu_corpus=0.25,
+            dead=0.03,
+            dead_rows=100_000,
+        ),
+        dict(
+            trainer="SAELens",
+            variant="topk",
+            lr=3e-3,
+            chosen=True,
+            tokens_per_s=1100.0,
+            l0=32.0,
+            fvu_themed=0.28,
+            fvu_corpus=0.19,
+            dead=0.02,
+            dead_rows=100_000,
+        ),
     ]
     res = {
         "load": {"load_s": 2.5, "import_s": 1.0, "second_load_s": 0.2},
@@ -56,16 +83,22 @@ def test_budgets_and_markdown(bench):
             "ideal_speedup": 1.76,
         },
         "notebooks": [{"profile": "full", "notebook": "01_x", "seconds": 1100.0, "peak_rss_gb": 1.0}],
-        "generation": {"fraction_of_matmul": 0.38},
+        "generation": {"fraction_of_matmul": 0.52},
+        "generation_slice": {"fraction_of_matmul": 0.38},
         "data": {"sae_training_rows": 282_031},
     }
     got = {b["budget"]: b["met"] for b in bench.budgets(res)}
     assert got["cached model load (fresh process)"] == "yes"
     assert got["capture speed-up vs ideal"] == "NO"
     assert got["SAE training l1: fraction of matmul roofline"] == "NO"
-    assert got["ours topk / SAELens topk: tokens/s"] == "NO"  # 1200 / 1100 = 1.09x < 1.2x
+    assert got["SAE training topk: fraction of matmul roofline"] == "yes"  # 65% >= 50%
+    assert got["ours topk / SAELens topk (its best lr): tokens/s"] == "NO"  # 1200 / 1100 = 1.09x < 1.2x
+    assert got["ours topk vs SAELens topk: held-out FVU, themed prompts"] == "yes"  # 0.27 < 0.28 (chosen lr)
+    assert got["ours topk vs SAELens topk: held-out FVU, corpus prompts"] == "NO"  # 0.20 > 0.19
+    assert got["ours topk vs SAELens topk: dead on 100,000 training rows"] == "yes"
     assert got["all notebooks, full profile"] == "NO"  # 1100 s > 2.5 x 354 + 180 s (no machine info: AVX2)
-    assert got["generation: fraction of matmul roofline"] == "NO"
+    assert got["generation, corpus shape: fraction of matmul roofline"] == "yes"
+    assert got["generation, notebook 02's live slice: fraction of matmul roofline"] == "NO"
     assert got["distinct SAE training rows (full profile)"] == "yes"
     res |= {
         "budgets": bench.budgets(res),
@@ -77,56 +110,12 @@ def test_budgets_and_markdown(bench):
             "steps": 1,
             "batch_size": 2,
             "train_tokens": 3,
-            "eval_tokens": 4,
+            "eval_tokens": {"themed": 4, "corpus": 5},
             "expansion": 8,
             "k": 32,
             "l1_coefficient": 5.0,
         },
     }
     md = bench.markdown(res)
-    assert "| ours | topk | - | 1,200 | 65% | 32.0 | 0.270 | 1.0% |" in md
-    assert "| SAELens | topk | - | 1,100 | - |" in md
-
-
-def test_match_l0_finds_the_lambda_for_a_target_l0(bench):
-    """L1's L0 falls as λ rises; the secant search lands near the target and returns the closest run."""
-    calls = []
-
-    def train(lam):
-        calls.append(lam)
-        return {"l0": 200.0 / lam**0.8, "lam": lam}
-
-    (row,) = bench.match_l0(train, 5.0, 200.0 / 5.0**0.8, 30.0, tries=3)
-    assert abs(row["l0"] - 30.0) <= 0.5 and len(calls) <= 3
-    assert bench.match_l0(train, 5.0, 30.2, 30.0) == []  # already matched: no extra run
-
-
-def test_l1_quality_is_compared_at_matched_l0(bench):
-    sae = [
-        dict(
-            trainer="ours",
-            variant="topk",
-            tokens_per_s=1.0,
-            fraction_of_matmul=0.1,
-            l0=32.0,
-            fvu=0.27,
-            dead=0.0,
-        ),
-        dict(
-            trainer="ours",
-            variant="l1",
-            tokens_per_s=3.0,
-            fraction_of_matmul=0.7,
-            l0=40.0,
-            fvu=0.46,
-            dead=0.0,
-        ),
-        dict(trainer="SAELens", variant="standard", tokens_per_s=2.0, l0=37.5, fvu=0.47, dead=0.1),
-        dict(
-            trainer="ours", variant="l1 (λ for SAELens' L0)", tokens_per_s=3.0, l0=37.6, fvu=0.471, dead=0.0
-        ),
-    ]
-    got = {b["budget"]: b for b in bench.budgets({"sae": sae})}
-    row = got["ours l1 vs SAELens standard: FVU (L0 37.6 vs 37.5)"]
-    assert row["measured"] == "0.471 vs 0.470" and row["met"] == "yes"
-    assert got["ours l1 / SAELens standard: tokens/s"]["measured"] == "1.500x"  # speed at the shared λ
+    assert "| ours | topk | - | - | - | 1,200 | 65% | 32.0 | 0.270 | 0.200 | 1.00% |" in md
+    assert "| SAELens | topk | 0.003 | True | - | 1,100 | - | 32.0 | 0.280 | 0.190 | 2.00% |" in md

@@ -148,12 +148,8 @@ def test_train_or_load_reuses_and_survives_an_interrupted_run(tmp_path):
 def test_topk_sparse_backward_matches_dense_autograd(n_dead):
     """The training step's hand-written sparse backward (encoder) gives autograd's dense gradients,
     AuxK included."""
-    from torch import nn
-
-    from helpers.sae.train import _topk_step
-
     torch.manual_seed(0)
-    c = cfg(k=3, aux_k=5)
+    c = cfg(k=3, aux_k=5, aux_coefficient=0.25)
     sae = make_sae(c).double()
     with torch.no_grad():
         sae.b_enc.normal_(0, 0.1)
@@ -162,12 +158,14 @@ def test_topk_sparse_backward_matches_dense_autograd(n_dead):
     xs = torch.randn(20, D, dtype=torch.float64)
     dead = torch.zeros(c.d_sae, dtype=torch.bool)
     dead[torch.randperm(c.d_sae)[:n_dead]] = True
-    W_enc_t = nn.Parameter(sae.W_enc.detach().T.contiguous())
-    loss, *_ = _topk_step(
-        sae, W_enc_t, xs, dead, c.aux_k, 0.25, torch.empty(20, c.d_sae, dtype=torch.float64)
-    )
-    loss.backward()
-    got = {"W_enc": W_enc_t.grad.T, "b_enc": sae.b_enc.grad, "W_dec": sae.W_dec.grad, "b_dec": sae.b_dec.grad}
+    stats = sae.train_step(xs, dead, 0, 1)
+    loss = stats.loss
+    got = {
+        "W_enc": sae.W_enc_t.grad.T,
+        "b_enc": sae.b_enc.grad,
+        "W_dec": sae.W_dec.grad,
+        "b_dec": sae.b_dec.grad,
+    }
 
     ref = {k: getattr(sae, k).detach().clone().requires_grad_() for k in got}
     pre = (xs - ref["b_dec"]) @ ref["W_enc"] + ref["b_enc"]

@@ -27,7 +27,8 @@ def tiny_saes():
     for j in (0, 1):
         v = u + 0.4 * torch.randn(D, generator=g)
         large.W_dec.data[j] = v / v.norm()
-    large.W_enc.data = large.W_dec.data.T.clone()
+    with torch.no_grad():
+        large.W_enc.copy_(large.W_dec.T)
     return small, large
 
 
