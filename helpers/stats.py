@@ -44,6 +44,27 @@ def bootstrap(
     return Interval(value=float(stat(np.arange(n))), low=float(lo), high=float(hi), n=n, level=level)
 
 
+def group_bootstrap(
+    stat: Callable[[np.ndarray], float],
+    groups: np.ndarray,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """:func:`bootstrap` that resamples whole ``groups`` (one label per unit, e.g. each text's prompt: the
+    samples of one prompt are not independent): ``stat`` still gets unit indices, those of the drawn groups;
+    the interval's ``n`` is the number of groups."""
+    g = np.asarray(groups)
+    if g.ndim != 1 or len(g) == 0:
+        raise ValueError(f"groups must be a non-empty 1-D array with one label per unit, got shape {g.shape}")
+    _, inv = np.unique(g, return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(inv))[:-1])
+    return bootstrap(
+        lambda gi: stat(np.concatenate([members[j] for j in gi])), len(members), n_boot, level, seed
+    )
+
+
 def mean_interval(values: np.ndarray, **kw: float) -> Interval:
     """Bootstrap interval of the mean of ``values`` (one per unit)."""
     v = np.asarray(values, dtype=np.float64)

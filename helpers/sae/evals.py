@@ -21,7 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from helpers.model.blocks import validate_layer
 from helpers.model.capture import check_lengths
 from helpers.model.hooks import edit_block
-from helpers.stats import Interval, bootstrap
+from helpers.stats import Interval, bootstrap, group_bootstrap
 from helpers.validate import as_count, context_length
 
 Patch = Callable[[torch.Tensor], torch.Tensor] | None  # [n, d] -> [n, d]; None = clean
@@ -171,25 +171,60 @@ def ce_scores(
     )
 
 
+def _resample(stat, scores: CEScores, n_boot: int, seed: int, groups: np.ndarray | None) -> Interval:
+    if groups is None:
+        return bootstrap(stat, len(scores.n_tokens), n_boot=n_boot, seed=seed)
+    if len(groups) != len(scores.n_tokens):
+        raise ValueError(f"{len(groups)} group labels for {len(scores.n_tokens)} texts; pass one per text")
+    return group_bootstrap(stat, groups, n_boot=n_boot, seed=seed)
+
+
 def ce_recovered_interval(
-    scores: CEScores, patch: str, baseline: str, n_boot: int = 2000, seed: int = 0
+    scores: CEScores,
+    patch: str,
+    baseline: str,
+    n_boot: int = 2000,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> Interval:
     """CE loss recovered by ``patch`` against ``baseline`` ("zero" or "mean" ablation) with a
-    bootstrap 95% interval over the texts (each resample re-sums CE over the drawn texts)."""
+    bootstrap 95% interval (each resample re-sums CE over the drawn texts). With ``groups`` (each text's
+    prompt) whole prompts are resampled — the samples of one prompt are not independent — and ``n`` is the
+    number of prompts; without, the texts."""
     j = {name: scores.names.index(name) for name in ("clean", patch, baseline)}
 
     def stat(idx: np.ndarray) -> float:
         nll = scores.nll[idx].sum(0) / scores.n_tokens[idx].sum()
         return ce_loss_recovered(nll[j["clean"]], nll[j[patch]], nll[j[baseline]])
 
-    return bootstrap(stat, len(scores.n_tokens), n_boot=n_boot, seed=seed)
+    return _resample(stat, scores, n_boot, seed, groups)
+
+
+def ce_delta_interval(
+    scores: CEScores, patch: str, n_boot: int = 2000, seed: int = 0, groups: np.ndarray | None = None
+) -> Interval:
+    """ΔCE = CE with ``patch`` - clean CE (nats per predicted token) with a bootstrap 95% interval over
+    the texts, or over whole ``groups`` (each text's prompt)."""
+    j, c = scores.names.index(patch), scores.names.index("clean")
+
+    def stat(idx: np.ndarray) -> float:
+        return float((scores.nll[idx, j].sum() - scores.nll[idx, c].sum()) / scores.n_tokens[idx].sum())
+
+    return _resample(stat, scores, n_boot, seed, groups)
 
 
 def ce_recovered_difference(
-    scores: CEScores, a: str, b: str, baseline: str, n_boot: int = 2000, seed: int = 0
+    scores: CEScores,
+    a: str,
+    b: str,
+    baseline: str,
+    n_boot: int = 2000,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> Interval:
     """CE loss recovered by patch ``a`` minus that of ``b`` (same texts, paired), with a bootstrap
-    95% interval over the texts: "a beats b" only when the interval excludes 0."""
+    95% interval over the texts, or over whole ``groups`` (each text's prompt): "a beats b" only when the
+    interval excludes 0."""
     j = {name: scores.names.index(name) for name in ("clean", a, b, baseline)}
 
     def stat(idx: np.ndarray) -> float:
@@ -197,7 +232,7 @@ def ce_recovered_difference(
         rec = {x: ce_loss_recovered(nll[j["clean"]], nll[j[x]], nll[j[baseline]]) for x in (a, b)}
         return rec[a] - rec[b]
 
-    return bootstrap(stat, len(scores.n_tokens), n_boot=n_boot, seed=seed)
+    return _resample(stat, scores, n_boot, seed, groups)
 
 
 def ce_loss_recovered(ce_clean: float, ce_sae: float, ce_ablated: float) -> float:

@@ -118,3 +118,15 @@ def density_log10(rates: np.ndarray, floor: float = 1e-6) -> np.ndarray:
     """log10 of the firing rates of the latents that fire at all (the feature-density plot)."""
     r = np.asarray(rates)
     return np.log10(np.maximum(r[r > 0], floor))
+
+
+@torch.no_grad()
+def dead_fraction(sae: BaseSAE, acts: np.ndarray, batch_size: int = 8192) -> float:
+    """Share of latents that never fire on ``acts`` (encoding only, batch by batch). Measure it on many
+    rows — all the training rows, or >= 100k: on a few thousand, rare latents look dead."""
+    check_rows(acts)
+    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=sae.W_enc.device)
+    for i in range(0, len(acts), batch_size):
+        x = torch.as_tensor(acts[i : i + batch_size], dtype=torch.float32).to(fired.device)
+        fired |= (sae.encode(x) > 0).any(0)
+    return float((~fired).float().mean())

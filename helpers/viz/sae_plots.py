@@ -96,25 +96,36 @@ def plot_pareto(table: pd.DataFrame):
     return fig
 
 
-def plot_scaling(table: pd.DataFrame):
-    """Held-out and training FVU against distinct training tokens (log2 axis), and the gap between
-    them: the data-scaling lesson (``table``: tokens, train_fvu, eval_fvu, dead)."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
-    t = table["tokens"].to_numpy()
-    a.plot(t, table["eval_fvu"], "o-", label="held-out prompts")
-    a.plot(t, table["train_fvu"], "s--", label="training rows")
-    for ax in (a, b):
+def plot_steps_data(table: pd.DataFrame, splits: tuple[str, ...] = ("themed", "corpus")):
+    """Held-out FVU against training steps (log2 axis), one panel per held-out set: the steps curve (all
+    rows) beside the data curve at equal passes (a share of the rows, as many passes as the kept run), with
+    each run's training FVU dashed (``table`` from :func:`helpers.sae.steps_data.steps_and_data`)."""
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.9 * len(splits), 3.6), sharey=True)
+    axes = np.atleast_1d(axes)
+    styles = {"all rows": ("o-", "tab:blue"), "share, equal passes": ("s-", "tab:orange")}
+    for ax, split in zip(axes, splits, strict=True):
+        for curve, part in table.groupby("curve", sort=False):
+            part = part.sort_values("steps")
+            marker, colour = styles.get(curve, ("^-", "tab:green"))
+            shares = "/".join(f"{x:.3g}" for x in sorted(part["share"].unique()))
+            label = "all rows" if curve == "all rows" else f"share {shares} of the rows, equal passes"
+            ax.plot(part["steps"], part[f"fvu_{split}"], marker, color=colour, label=f"{label}: held-out")
+            ax.plot(
+                part["steps"],
+                part["fvu_train"],
+                marker[0] + "--",
+                color=colour,
+                alpha=0.5,
+                label=f"{label}: training rows",
+            )
+        steps = np.sort(table["steps"].unique())
         ax.set_xscale("log", base=2)
-        ax.set_xticks(t, [f"{x / 1e3:,.0f}k" for x in t])
+        ax.set_xticks(steps, [f"{s:,}" for s in steps])
         ax.minorticks_off()
-        ax.set_xlabel("distinct training tokens (same number of steps)")
-    a.set_ylabel("FVU")
-    a.set_title("more distinct data: held-out FVU falls")
-    a.legend()
-    b.bar(range(len(t)), table["eval_fvu"] - table["train_fvu"], color="indianred")
-    b.set_xscale("linear")
-    b.set_xticks(range(len(t)), [f"{x / 1e3:,.0f}k" for x in t])
-    b.set_ylabel("held-out FVU - training FVU")
-    b.set_title("the memorisation gap")
+        ax.set_xlabel("training steps (1,024 tokens each)")
+        ax.set_title(f"held-out {split} prompts")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("FVU")
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -38,6 +38,17 @@ def test_ce_recovered_interval_resamples_whole_texts():
     iv = ce_recovered_interval(s, "sae", "zero", n_boot=500)
     assert iv.value == pytest.approx((10 - sae.sum() / toks.sum()) / 8)
     assert iv.low < iv.value < iv.high < 1.0 and iv.n == n
+    # by prompt: 15 prompts of 4 texts; same point value, n = prompts
+    prompts = np.repeat(np.arange(15), 4)
+    by_prompt = ce_recovered_interval(s, "sae", "zero", n_boot=500, groups=prompts)
+    assert by_prompt.value == pytest.approx(iv.value) and by_prompt.n == 15
+    with pytest.raises(ValueError, match="one per text"):
+        ce_recovered_interval(s, "sae", "zero", groups=prompts[:-1])
+    from helpers.sae.evals import ce_delta_interval
+
+    delta = ce_delta_interval(s, "sae", n_boot=500, groups=prompts)
+    assert delta.value == pytest.approx((sae.sum() - clean.sum()) / toks.sum()) and delta.n == 15
+    assert delta.low < delta.value < delta.high
 
 
 def test_grouped_interval_resamples_whole_groups():
@@ -59,3 +70,24 @@ def test_grouped_interval_resamples_whole_groups():
     assert ppl.value == pytest.approx(5.0) and ppl.low == pytest.approx(5.0)
     with pytest.raises(ValueError, match="one length"):
         grouped_interval(values, groups[:-1])
+
+
+def test_group_bootstrap_resamples_whole_groups():
+    from helpers.stats import group_bootstrap
+
+    # two prompts of 10 samples each: every sample of a prompt shares its value, so the texts look like
+    # 20 independent draws but hold 2; the group interval must be far wider than the text one
+    v = np.repeat([0.0, 1.0], 10)
+    groups = np.repeat([7, 3], 10)
+    seen = []
+
+    def stat(idx):
+        seen.append(len(idx))
+        return float(v[idx].mean())
+
+    iv = group_bootstrap(stat, groups, n_boot=400, seed=0)
+    assert iv.n == 2 and iv.value == 0.5
+    assert set(seen) == {20}  # whole groups of 10 drawn twice
+    assert iv.low == 0.0 and iv.high == 1.0
+    with pytest.raises(ValueError, match="one label per unit"):
+        group_bootstrap(stat, np.zeros((2, 2)))
