@@ -79,7 +79,7 @@ def label_words(
         )
     n_top, n_all = sum(top.values()), sum(base.values())
     lift = {w: Fraction(c * n_all, n_top * base[w]) for w, c in top.items() if c >= min_count}
-    return sorted(lift, key=lambda w: (-lift[w], -top[w], w))[: int(k)]
+    return sorted(lift, key=lambda w: (-lift[w], -top[w], w))[:k]
 
 
 @torch.no_grad()

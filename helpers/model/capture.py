@@ -268,15 +268,12 @@ def capture(
         texts = list(texts)
         if not texts:
             raise ValueError("no texts to capture")
-        ids = _doc_ids(len(texts), doc_ids)
-        batch_size = as_count(batch_size, "batch_size")
         seqs = tokenize(tokenizer, texts, max_length, context_length(model))
     else:
         seqs = _token_sequences(model, token_ids, max_length)
-        ids = _doc_ids(len(seqs), doc_ids)
-        batch_size = as_count(batch_size, "batch_size")
-    kept = _keep_masks(seqs, keep)
-    return _run(model, seqs, sites, kept, ids, batch_size, dtype, progress)
+    ids = _doc_ids(len(seqs), doc_ids)
+    batch_size = as_count(batch_size, "batch_size")
+    return _run(model, seqs, sites, _keep_masks(seqs, keep), ids, batch_size, dtype, progress)
 
 
 def _run(
