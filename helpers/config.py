@@ -15,12 +15,11 @@ default is written twice.
 
 from __future__ import annotations
 
-import numbers
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from helpers.validate import as_count, as_finite
+from helpers.validate import as_count, as_finite, is_whole
 
 ROOT: Path = Path(__file__).resolve().parents[1]
 PROFILE_ENV = "WORKBOOK_PROFILE"
@@ -30,16 +29,12 @@ PROFILES = ("full", "ci")
 
 def _whole_fields_as_int(cfg: object, names: tuple[str, ...]) -> None:
     """Store whole numbers given as 8.0 or ``np.int64(8)`` in the frozen dataclass ``cfg`` as plain ints
-    (what sizes, torch and a run's key expect); anything else is left as it is, for ``validate`` to refuse
-    in one line through :func:`helpers.validate.as_count`."""
+    (what sizes, torch and a run's key expect), by :func:`helpers.validate.is_whole`'s rule; anything else
+    is left as it is, for ``validate`` to refuse in one line through :func:`helpers.validate.as_count`."""
     for name in names:
         v = getattr(cfg, name)
-        if type(v) is not int and not isinstance(v, bool) and isinstance(v, numbers.Real):
-            try:
-                if float(v).is_integer():
-                    object.__setattr__(cfg, name, int(v))
-            except (OverflowError, ValueError):
-                pass
+        if is_whole(v) and type(v) is not int:
+            object.__setattr__(cfg, name, int(v))
 
 
 @dataclass(frozen=True)

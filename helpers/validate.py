@@ -2,6 +2,8 @@
 
 One guard per kind of input, used by every public entry point:
 
+- :func:`is_whole` — the one rule for whole numbers (16 and 16.0 yes; True, 16.5, "16" no), which
+  every whole-number guard here and in the package applies;
 - :func:`as_index` — an id into something of known size (a feature, a layer, a row): whole, 0..n-1,
   never negative (-1 would silently mean the last one);
 - :func:`as_count` — a whole number with a lower bound (steps, batch sizes, k, n ...);
@@ -24,7 +26,9 @@ from typing import Any
 import numpy as np
 
 
-def _is_whole(value: object) -> bool:
+def is_whole(value: object) -> bool:
+    """The one rule for whole numbers: ints and numpy integers, and integral finite floats such as 16.0;
+    never bools (True is not layer 1), strings, None, NaN or fractions. Every guard below applies it."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         return False
     try:
@@ -38,7 +42,7 @@ def as_index(value: object, what: str, n: int, owner: str = "it") -> int:
     accepted), else one ``ValueError`` line naming ``what``, its owner and the valid range.
     Negative indices are refused: -1 would silently mean the last one."""
     valid = f"{owner} has {what}s 0..{n - 1}"
-    if not _is_whole(value):
+    if not is_whole(value):
         raise ValueError(f"{what} {value!r} is not a whole number: {valid}")
     i = int(value)
     if not 0 <= i < n:
@@ -50,7 +54,7 @@ def as_count(value: object, what: str, lo: int = 1, hi: int | None = None) -> in
     """``value`` as a plain int ``>= lo`` (and ``<= hi``); integral floats such as 8.0 accepted, bools,
     strings, NaN and fractions refused in one line."""
     span = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-    if not _is_whole(value) or int(value) < lo or (hi is not None and int(value) > hi):
+    if not is_whole(value) or int(value) < lo or (hi is not None and int(value) > hi):
         raise ValueError(f"{what} = {value!r} must be a whole number {span}")
     return int(value)
 
@@ -107,7 +111,7 @@ def context_length(model: object) -> int | None:
     cfg = getattr(model, "config", None)
     for key in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length"):
         n = getattr(cfg, key, None)
-        if isinstance(n, int | np.integer) and not isinstance(n, bool) and n > 0:
+        if is_whole(n) and n > 0:
             return int(n)
     return None
 

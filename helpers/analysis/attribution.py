@@ -90,11 +90,6 @@ class Attribution:
 # --- inputs --------------------------------------------------------------------------------------
 
 
-def positive_int(n: object, name: str) -> int:
-    """``n`` as a whole number >= 1 (:func:`helpers.validate.as_count`; kept for the widget's imports)."""
-    return as_count(n, name)
-
-
 def vocab_size(model: nn.Module) -> int:
     return int(model.get_output_embeddings().weight.shape[0])
 
@@ -158,7 +153,7 @@ def text_prefixes(tokenizer, texts: Sequence[str], n_tokens: Sequence[int] | int
     """Each text cut after its first ``n_tokens`` tokens (one number, or one per text): a prompt that
     stops mid-text, so the model's next token is a word of the text rather than a line break."""
     texts = list(texts)
-    ns = [n_tokens] * len(texts) if isinstance(n_tokens, (int, np.integer)) else list(n_tokens)
+    ns = [n_tokens] * len(texts) if np.ndim(n_tokens) == 0 else list(n_tokens)  # each checked below
     if len(ns) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(ns)} cut lengths; give one per text")
     out = []

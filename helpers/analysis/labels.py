@@ -27,7 +27,7 @@ from scipy.stats import rankdata
 
 from helpers.analysis.features import FeatureIndex
 from helpers.files import commit, load_json, save_csv, verify
-from helpers.validate import as_indices, id_column
+from helpers.validate import as_count, as_indices, id_column, is_whole
 
 
 def enrichment(
@@ -68,8 +68,7 @@ def label_words(
     fractions, so equal lifts tie. Fewer than ``k`` words come back when fewer qualify.
     :func:`enrichment` ranks by the same ratio for every feature at once (token ids, no case folding,
     ``min_count`` 3)."""
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
-        raise ValueError(f"k = {k!r} must be a whole number >= 0 (words to return)")
+    k = as_count(k, "k (words to return)", 0)
     top = Counter(w for w in (str(t).strip().lower() for t in top_tokens) if w)
     base = Counter(w for w in (str(t).strip().lower() for t in all_tokens) if w)
     missing = [w for w in top if not base[w]]
@@ -80,7 +79,7 @@ def label_words(
         )
     n_top, n_all = sum(top.values()), sum(base.values())
     lift = {w: Fraction(c * n_all, n_top * base[w]) for w, c in top.items() if c >= min_count}
-    return sorted(lift, key=lambda w: (-lift[w], -top[w], w))[: int(k)]
+    return sorted(lift, key=lambda w: (-lift[w], -top[w], w))[:k]
 
 
 @torch.no_grad()
@@ -365,7 +364,7 @@ def _n_features_beside(path: Path) -> int | None:
         d_sae = load_json(path.parent / "cfg.json").get("d_sae")
     except (OSError, ValueError, AttributeError):
         return None
-    return d_sae if isinstance(d_sae, int) and not isinstance(d_sae, bool) and d_sae > 0 else None
+    return int(d_sae) if is_whole(d_sae) and d_sae > 0 else None
 
 
 def load_labels(path: str | Path, n_features: int | None = None) -> dict[int, str]:

@@ -22,6 +22,7 @@ from helpers.files import commit, load_npz, save_npz, verify
 from helpers.model.blocks import n_layers as n_layers_of
 from helpers.model.capture import Capture, capture_residual
 from helpers.model.loading import model_name
+from helpers.validate import as_count, as_index
 
 KEYS = ("acts", "token_ids", "doc_ids", "positions", "layer", "model")
 
@@ -73,23 +74,31 @@ def _marker(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def _validate(store: Store, where: str, n_layers: int | None = None) -> None:
+def _layer(value: object, where: str, n_layers: object = None) -> int:
+    """The store's layer as an int: a block index, in 0..n_layers-1 when the model's size is known
+    (:mod:`helpers.validate`'s guards: 16.0 is 16; True, 16.5, -1 and "16" are refused in one line)."""
+    try:
+        if n_layers is None:
+            return as_count(value, "layer (a block index)", 0)
+        n = as_count(n_layers, "n_layers (the model's blocks)")
+        return as_index(value, "layer", n, f"a model of {n} blocks")
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def _validate(store: Store, where: str, n_layers: object = None) -> int:
+    """Refuse a malformed store in one line; returns its layer as an int."""
     n = len(store)
     if store.acts.ndim != 2 or len(store.acts) != n:
         raise ValueError(f"{where}: acts are {store.acts.shape}, expected [{n}, d_model]")
     for name in ("doc_ids", "positions"):
         if getattr(store, name).shape != (n,):
             raise ValueError(f"{where}: {name} has shape {getattr(store, name).shape}, acts has {n} rows")
-    top = f"0..{n_layers - 1}" if n_layers else "0 or more"
-    if isinstance(store.layer, bool) or not isinstance(store.layer, int | np.integer) or store.layer < 0:
-        raise ValueError(f"{where}: layer {store.layer!r} is not a block index ({top})")
-    if n_layers is not None and store.layer >= n_layers:
-        raise ValueError(
-            f"{where}: layer {store.layer} does not exist in a model of {n_layers} blocks ({top})"
-        )
+    layer = _layer(store.layer, where, n_layers)
     if n and not np.isfinite(store.acts).all():
         bad = int((~np.isfinite(store.acts).all(axis=1)).sum())
         raise ValueError(f"{where}: {bad:,} rows hold NaN or inf; rebuild the store (re-run notebook 02)")
+    return layer
 
 
 def save_store(
@@ -103,19 +112,19 @@ def save_store(
     was built from (``meta``) and the ``.npz``'s size and SHA-256, and so commits the pair: a
     store whose marker does not match is never loaded. Refuses NaN/inf rows and impossible layers."""
     path = Path(path) if path is not None else paths().activations
-    _validate(store, "refusing to save the store", n_layers)
+    layer = _validate(store, "refusing to save the store", n_layers)
     save_npz(
         path,
         acts=np.ascontiguousarray(store.acts, dtype=np.dtype(dtype)),  # float16 halves a big store on disk
         token_ids=store.token_ids.astype(np.int32),
         doc_ids=store.doc_ids.astype(np.int32),
         positions=store.positions.astype(np.int32),
-        layer=np.int32(store.layer),
+        layer=np.int32(layer),
         model=np.str_(store.model),
     )
     if dtype not in ("float32", "float16"):
         raise ValueError(f"store dtype {dtype!r}: use float32 or float16")
-    info = {"n_tokens": len(store), "layer": int(store.layer), "model": store.model, "dtype": dtype}
+    info = {"n_tokens": len(store), "layer": layer, "model": store.model, "dtype": dtype}
     if n_layers is not None:
         info["n_layers"] = int(n_layers)
     commit(_marker(path), [path], {**info, **(meta or {})})
@@ -173,11 +182,11 @@ def load_store(
         token_ids=a["token_ids"].astype(np.int32),
         doc_ids=a["doc_ids"].astype(np.int32),
         positions=a["positions"].astype(np.int32),
-        layer=int(a["layer"]),
+        layer=a["layer"].item() if a["layer"].size == 1 else a["layer"].tolist(),  # checked below
         model=str(a["model"]),
     )
     n_layers = n_layers_of(model) if model is not None else meta.get("n_layers")
-    _validate(store, path.name, n_layers)
+    store.layer = _validate(store, path.name, n_layers)
     if model is not None:
         d = int(model.config.hidden_size)
         if store.d_model != d:

@@ -1,4 +1,5 @@
-"""Find a model's transformer blocks generically (llama, GPT-2, GPT-NeoX ...) and validate layers."""
+"""Find a model's transformer blocks generically (llama, GPT-2, GPT-NeoX ...), their MLPs and their
+MLPs' output projections, and validate layers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import inspect
 from torch import nn
 
 from helpers.validate import as_index
+
+# the MLP's output projection, whose input is the neuron activations, in the architectures we meet
+_OUT_PROJ = ("down_proj", "c_proj", "dense_4h_to_h", "fc2")
 
 
 def get_blocks(model: nn.Module) -> nn.ModuleList:
@@ -51,3 +55,29 @@ def validate_layer(model: nn.Module, layer: object) -> int:
 def accepts(model: nn.Module, name: str) -> bool:
     """Whether ``model.forward`` takes the keyword ``name`` (position_ids, logits_to_keep ...)."""
     return name in inspect.signature(model.forward).parameters
+
+
+def block_mlp(model: nn.Module, layer: int) -> nn.Module:
+    """Block ``layer``'s MLP (``mlp`` in llama, GPT-2 and GPT-NeoX), or one ``ValueError`` line."""
+    layer = validate_layer(model, layer)
+    mlp = getattr(get_blocks(model)[layer], "mlp", None)
+    if not isinstance(mlp, nn.Module):
+        raise ValueError(
+            f"block {layer} of {type(model).__name__} has no submodule named mlp; pass a llama, GPT-2 or "
+            "GPT-NeoX model"
+        )
+    return mlp
+
+
+def mlp_out_proj(model: nn.Module, layer: int) -> nn.Module:
+    """Block ``layer``'s MLP output projection (llama ``mlp.down_proj``, GPT-2 ``mlp.c_proj``,
+    GPT-NeoX ``mlp.dense_4h_to_h``): its input is the block's neuron activations."""
+    mlp = block_mlp(model, layer)
+    for name in _OUT_PROJ:
+        proj = getattr(mlp, name, None)
+        if isinstance(proj, nn.Module) and hasattr(proj, "weight"):
+            return proj
+    raise ValueError(
+        f"block {layer} of {type(model).__name__} has no MLP output projection named "
+        f"{' / '.join(_OUT_PROJ)}; pass a llama, GPT-2 or GPT-NeoX model"
+    )

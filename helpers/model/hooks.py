@@ -1,8 +1,9 @@
-"""Forward hooks on transformer blocks: the one place that reads or edits a block's output.
+"""Hooks on the model: the one place that reads or edits a block's output, or reads a module's input.
 
 A block returns its output hidden state either alone or as the first item of a tuple (depending
 on the architecture and the transformers version). :func:`block_output` reads it,
-:func:`edit_block` replaces it while a ``with`` block is active and always removes its hook, and
+:func:`edit_block` replaces it while a ``with`` block is active and always removes its hook,
+:func:`read_input` hands a module's input (an MLP's, its output projection's) to a function, and
 :func:`run_until` runs a forward pass only as far as the last block it needs. Every capture,
 generation, CE evaluation and steering path goes through these.
 """
@@ -48,6 +49,23 @@ def edit_block(model: nn.Module, layer: int, edit: Edit) -> Iterator[None]:
         handle.remove()
 
 
+@contextmanager
+def read_input(module: nn.Module, fn: Callable[[torch.Tensor], None]) -> Iterator[None]:
+    """While active, ``fn(x)`` is called with the first positional input ``x`` of every call of
+    ``module`` (a forward pre-hook: ``x`` is read, never changed). Removed on exit, also on raise."""
+
+    def hook(_module: nn.Module, args: tuple) -> None:
+        if not args:
+            raise ValueError(f"{type(module).__name__} was called without a positional input to read")
+        fn(args[0])
+
+    handle = module.register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 class StopForward(Exception):
     """Raised after the last block a forward pass needs, to end the pass there."""
 
@@ -61,12 +79,16 @@ def run_until(
     last: int,
     inputs: dict[str, torch.Tensor],
     record: dict[int, Callable[[torch.Tensor], None]] | None = None,
+    record_inputs: list[tuple[nn.Module, Callable[[torch.Tensor], None]]] | None = None,
 ) -> None:
     """Forward ``inputs`` through blocks ``0..last`` only, calling ``record[i](h)`` with block i's
-    output on the way; the blocks after ``last`` and the unembedding never run."""
+    output and ``fn(x)`` with the input of each ``(module, fn)`` of ``record_inputs`` on the way; the
+    blocks after ``last`` and the unembedding never run."""
     with ExitStack() as stack:
         for i, fn in sorted((record or {}).items()):
             stack.enter_context(edit_block(model, i, fn))
+        for module, fn in record_inputs or []:
+            stack.enter_context(read_input(module, fn))
         stack.enter_context(edit_block(model, last, _raise_stop))
         try:
             with torch.inference_mode():

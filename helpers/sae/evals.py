@@ -10,7 +10,6 @@ every intervention; only positions 1.. are replaced.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,29 +18,12 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from helpers.model.blocks import validate_layer
-from helpers.model.capture import check_lengths
+from helpers.model.capture import tokenize
 from helpers.model.hooks import edit_block
 from helpers.stats import Interval, bootstrap, group_bootstrap
-from helpers.validate import as_count, context_length
+from helpers.validate import context_length
 
 Patch = Callable[[torch.Tensor], torch.Tensor] | None  # [n, d] -> [n, d]; None = clean
-
-
-@torch.inference_mode()
-def _run(model, enc, layer: int, patch: Patch) -> torch.Tensor:
-    """Log-probabilities [B, T-1, V] of each next token, with block ``layer``'s output patched."""
-    ctx = nullcontext()
-    if patch is not None:
-        keep_first = enc["attention_mask"].cumsum(-1) == 1  # each row's first real token
-
-        def edit(h: torch.Tensor) -> torch.Tensor:
-            new = patch(h.reshape(-1, h.shape[-1])).reshape(h.shape).to(h.dtype)
-            return torch.where(keep_first.unsqueeze(-1).to(h.device), h, new)
-
-        ctx = edit_block(model, layer, edit)
-    with ctx:
-        logits = model(**enc, use_cache=False).logits[:, :-1].float()
-    return torch.log_softmax(logits, -1)
 
 
 @torch.inference_mode()
@@ -95,73 +77,40 @@ def ce_scores(
     texts: list[str],
     layer: int,
     patches: dict[str, Patch],
-    batch_size: int = 8,
     max_length: int = 256,
-    fanout: bool = True,
 ) -> CEScores:
     """For each named patch (``None`` = clean): next-token CE over ``texts`` and the KL divergence
-    KL(clean || patched), per text (texts of fewer than 2 tokens are skipped).
+    KL(clean || patched), one row per text, in input order.
 
-    A text longer than ``max_length`` tokens (the capture's default, so every text of the store
-    fits) or than the model's context is refused before anything runs, never cut: a cut text would
-    be scored as if whole. With ``fanout`` (the default) each text runs blocks 0..layer once and
-    the rest once per patch, in one batch; otherwise every patch is a separate padded forward pass."""
-    validate_layer(model, layer)
-    texts = list(texts)
-    if any(not isinstance(t, str) for t in texts):
-        raise ValueError("every text must be a string; drop the other rows first")
-    batch_size = as_count(batch_size, "batch_size")
-    all_ids = tokenizer(texts).input_ids if texts else []
-    check_lengths([len(x) for x in all_ids], max_length, context_length(model))
+    Each text runs blocks 0..layer once and the rest once per patch, all patches in one batch
+    (:func:`_run_fanout`). Every text is scored whole or refused, in one line, before anything runs,
+    as the capture refuses it (:func:`helpers.model.capture.tokenize`): an empty text, one longer than
+    ``max_length`` tokens (the capture's default, so every text of the store fits) or than the
+    model's context (a cut text would be scored as if whole), and one of a single token (nothing to
+    predict, so no row)."""
+    layer = validate_layer(model, layer)
+    all_ids = tokenize(tokenizer, texts, max_length, context_length(model))
+    short = [i for i, ids in enumerate(all_ids) if len(ids) < 2]
+    if short:
+        i, more = short[0], f"; {len(short)} texts are under 2" if len(short) > 1 else ""
+        raise ValueError(
+            f"text {i} of {len(all_ids)} is {len(all_ids[i])} token long{more}: a score needs 2 or more "
+            "(a next token to predict); drop it"
+        )
     if "clean" not in patches:
         patches = {"clean": None, **patches}
     names = list(patches)
     dev = next(model.parameters()).device
     nll, kl, n_tok = [], [], []
-    if fanout:
-        for text_ids in all_ids:
-            if len(text_ids) < 2:
-                continue
-            ids = torch.tensor([text_ids], dtype=torch.long, device=dev)
-            lp = _run_fanout(model, ids, layer, [patches[n] for n in names])  # [P, T-1, V]
-            target = ids[0, 1:]
-            clean = lp[names.index("clean")]
-            p_clean = clean.exp()
-            n_tok.append(len(target))
-            nll.append([float(-lp[p].gather(-1, target.unsqueeze(-1)).sum()) for p in range(len(names))])
-            kl.append([float((p_clean * (clean - lp[p])).sum()) for p in range(len(names))])
-    else:
-        old = tokenizer.padding_side
-        tokenizer.padding_side = "right"
-        lengths = [len(ids) for ids in all_ids]
-        keep = [
-            int(i) for i in np.argsort(lengths, kind="stable") if lengths[i] >= 2
-        ]  # similar lengths together
-        texts = [texts[i] for i in keep]
-        try:
-            for i in range(0, len(texts), batch_size):
-                enc = tokenizer(
-                    texts[i : i + batch_size],
-                    return_tensors="pt",
-                    padding=True,
-                ).to(dev)
-                valid = enc["attention_mask"][:, 1:].bool()  # [B, T-1]
-                target = enc["input_ids"][:, 1:].unsqueeze(-1)
-                clean = _run(model, enc, layer, None)  # [B, T-1, V]
-                p_clean = clean.exp()
-                n_tok.extend(valid.sum(1).tolist())
-                per = []
-                for patch in patches.values():
-                    lp = clean if patch is None else _run(model, enc, layer, patch)
-                    tok_nll = (-lp.gather(-1, target).squeeze(-1) * valid).sum(1)
-                    tok_kl = ((p_clean * (clean - lp)).sum(-1) * valid).sum(1)
-                    per.append((tok_nll, tok_kl))
-                nll.extend(torch.stack([a for a, _ in per], 1).tolist())
-                kl.extend(torch.stack([b for _, b in per], 1).tolist())
-        finally:
-            tokenizer.padding_side = old
-        back = np.argsort(keep)  # rows in the texts' input order, as the fan-out path gives them
-        nll, kl, n_tok = [nll[i] for i in back], [kl[i] for i in back], [n_tok[i] for i in back]
+    for text_ids in all_ids:
+        ids = torch.as_tensor(text_ids, dtype=torch.long, device=dev).unsqueeze(0)
+        lp = _run_fanout(model, ids, layer, [patches[n] for n in names])  # [P, T-1, V]
+        target = ids[0, 1:]
+        clean = lp[names.index("clean")]
+        p_clean = clean.exp()
+        n_tok.append(len(target))
+        nll.append([float(-lp[p].gather(-1, target.unsqueeze(-1)).sum()) for p in range(len(names))])
+        kl.append([float((p_clean * (clean - lp[p])).sum()) for p in range(len(names))])
     shape = (len(n_tok), len(names))
     return CEScores(
         names=names,

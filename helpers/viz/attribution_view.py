@@ -14,10 +14,10 @@ from helpers.analysis.attribution import (
     AttributionCheck,
     ablation_effects,
     attribute_features,
-    positive_int,
     top_next_tokens,
 )
 from helpers.stats import Interval
+from helpers.validate import as_count
 
 _POS, _NEG = "#2b7bba", "#d6604d"  # pushes the metric up / down
 
@@ -41,7 +41,7 @@ def attribution_html(
     attribution (a bar, blue when it raises the metric), the measured drop when it is ablated
     (``measured``, in the same order as ``result.top(n)``, optional), its summed activation and the
     positions it fires at, and its label from ``labels`` (feature -> text)."""
-    top = result.top(positive_int(n, "n"))
+    top = result.top(as_count(n, "n"))
     if measured is not None:
         measured = np.asarray(measured, dtype=np.float64)
         if measured.shape != (len(top),):
@@ -132,7 +132,7 @@ def attribution_widget(
     building the widget costs no second attribution); by default the prompt is attributed at once."""
     import ipywidgets as widgets
 
-    n = positive_int(n, "n")
+    n = as_count(n, "n")
     box = widgets.Text(value=prompt, description="prompt", continuous_update=False)
     box.layout.width = "60%"
     pick = widgets.Dropdown(description="next token", options=[])

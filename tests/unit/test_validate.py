@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers.validate import as_index
+from helpers.validate import as_count, as_index, as_indices, is_whole
 
 
 @pytest.mark.parametrize("value", [3, np.int64(3), np.int32(3), 3.0, np.float32(3.0)])
@@ -27,6 +27,20 @@ def test_bad_indices_get_one_line(value, why):
     # TypeError
     with pytest.raises(ValueError, match=f"{why}: this SAE has features 0..4"):
         as_index(value, "feature", 5, "this SAE")
+
+
+def test_one_rule_for_whole_numbers_in_every_guard():
+    # issue 25: six guards had six rules (np.int64 yes or no, 16.0 yes or no, True sometimes layer 1)
+    whole = [3, np.int64(3), np.uint8(3), 3.0, np.float32(3.0)]
+    not_whole = [True, np.bool_(True), 2.5, "3", None, float("nan"), float("inf"), [3], np.array(3)]
+    assert all(is_whole(v) for v in whole) and not any(is_whole(v) for v in not_whole)
+    for v in whole:
+        assert as_count(v, "n") == as_index(v, "i", 5) == as_indices([v], "i", 5)[0] == 3
+    for v in not_whole:
+        with pytest.raises(ValueError, match="must be a whole number"):
+            as_count(v, "n")
+        with pytest.raises(ValueError, match="not a whole number"):
+            as_index(v, "i", 5)
 
 
 def test_every_feature_entry_point_refuses_minus_one():

@@ -158,6 +158,10 @@ def test_text_prefixes(tokenizer):
     assert A.text_prefixes(tokenizer, ["solar heat"], 5) == ["solar heat"]
     with pytest.raises(ValueError, match="one per text"):
         A.text_prefixes(tokenizer, ["solar heat"], [1, 2])
+    # issue 25: one rule for whole numbers (validate.is_whole): 1.0 was a raw TypeError, True is refused
+    assert A.text_prefixes(tokenizer, ["solar heat"], 1.0) == ["solar"]
+    with pytest.raises(ValueError, match=r"^n_tokens = True must be a whole number >= 1$"):
+        A.text_prefixes(tokenizer, ["solar heat"], True)
 
 
 def test_bad_inputs_are_one_clear_line(model, sae, tokenizer):

@@ -126,16 +126,37 @@ def test_a_store_with_nan_rows_is_refused_on_save_and_load(tmp_path):
 
 @pytest.mark.parametrize("layer", [-31, -1, 30])
 def test_impossible_layers_are_refused(tmp_path, layer):
-    with pytest.raises(ValueError, match="layer"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^refusing to save the store: layer {layer} is out of range: a model of 30 blocks has "
+        r"layers 0\.\.29$",
+    ):
         st.save_store(small_store(layer=layer), tmp_path / "a.npz", n_layers=30)
     if layer < 0:
-        with pytest.raises(ValueError, match="not a block index"):
+        with pytest.raises(
+            ValueError, match=rf"layer \(a block index\) = {layer} must be a whole number >= 0$"
+        ):
             st.save_store(small_store(layer=layer), tmp_path / "a.npz")
+
+
+@pytest.mark.parametrize("layer", [True, 1.5, "1", None])
+def test_a_layer_that_is_not_a_whole_number_is_refused(tmp_path, layer):
+    # issue 25: the store had its own rule (np.int64 yes, 1.0 no, a stored 1.5 loaded as 1): now validate's
+    with pytest.raises(ValueError, match=r"^refusing to save the store: layer .* is not a whole number"):
+        st.save_store(small_store(layer=layer), tmp_path / "a.npz", n_layers=30)
+
+
+def test_an_integral_layer_is_stored_and_loaded_as_an_int(tmp_path):
+    path = st.save_store(small_store(layer=np.float64(1.0)), tmp_path / "a.npz")
+    layer = st.load_store(path).layer
+    assert layer == 1 and type(layer) is int
 
 
 def test_load_checks_the_layer_against_the_model(tmp_path):
     path = st.save_store(small_store(d=32, layer=7), tmp_path / "a.npz")  # saved without n_layers
-    with pytest.raises(ValueError, match="does not exist in a model of 4 blocks"):
+    with pytest.raises(
+        ValueError, match=r"^a.npz: layer 7 is out of range: a model of 4 blocks has layers 0\.\.3$"
+    ):
         st.load_store(path, model=tiny_llama())
 
 

@@ -192,8 +192,13 @@ def test_label_words_reference_on_a_small_example():
     ]
     with pytest.raises(ValueError, match="not in all_tokens"):
         labels.label_words(["x", "x"], ["y"], 1)
-    with pytest.raises(ValueError, match="k ="):
-        labels.label_words(["x"], ["x"], -1)
+    # one rule for whole numbers (validate.is_whole, issue 25): 1.0 is 1 (it was refused), True is not
+    assert labels.label_words(top, top + rest, 1.0) == ["solar"]
+    for bad in (-1, True, 1.5):
+        with pytest.raises(
+            ValueError, match=rf"^k \(words to return\) = {bad!r} must be a whole number >= 0$"
+        ):
+            labels.label_words(["x"], ["x"], bad)
 
 
 def test_label_words_solution_passes(capsys):
