@@ -5,7 +5,7 @@ reconstruct what the live ones miss, so few latents die.
 Its training step is written by hand rather than through autograd, because only the encoder's forward
 product is dense: every other product touches the k selected latents of each token (and the AuxK ones).
 
-* decoding is a sparse [B, d_sae] x [d_sae, d_in] product (CSR, k values per row);
+* decoding sums the k selected decoder rows of each token (``embedding_bag``);
 * the gradient of the selected latents is a *sampled* dense product, (∂L/∂x̂ W_decᵀ) read only where a
   latent was selected (``torch.sparse.sampled_addmm``), instead of a [B, d_sae] matrix;
 * the encoder's and decoder's weight gradients are sparse [d_sae, B] x [B, d_in] products over the same
@@ -156,7 +156,7 @@ class TopKSAE(BaseSAE):
         a_idx = dead_idx[j]
         a_vals = a_raw.clamp_min(0)
         sel = _Selection(a_idx, self.cfg.d_sae)
-        r = torch.mm(sel.by_token(a_vals), W_dec).add_(err)
+        r = sparse_decode(W_dec, a_vals, a_idx).add_(err)
         rv = r.view(-1)
         aux = c_aux * torch.dot(rv, rv) / B
         g_r = r.mul_(2 * c_aux / B)
@@ -178,7 +178,7 @@ class TopKSAE(BaseSAE):
         raw, idx = torch.topk(pre, cfg.k, dim=-1, sorted=False)
         vals = raw.clamp_min(0)
         main = _Selection(idx, m)
-        err = torch.mm(main.by_token(vals), W_dec).add_(b_dec).sub_(xs)  # x̂ - x
+        err = sparse_decode(W_dec, vals, idx).add_(b_dec).sub_(xs)  # x̂ - x
         e = err.view(-1)
         mse = torch.dot(e, e) / B
         g_x = err.mul(2 / B)  # ∂mse/∂x̂
