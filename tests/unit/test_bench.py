@@ -57,6 +57,7 @@ def test_budgets_and_markdown(bench):
         },
         "notebooks": [{"profile": "full", "notebook": "01_x", "seconds": 1100.0, "peak_rss_gb": 1.0}],
         "generation": {"fraction_of_matmul": 0.38},
+        "generation_corpus": {"fraction_of_matmul": 0.52},
         "data": {"sae_training_rows": 282_031},
     }
     got = {b["budget"]: b["met"] for b in bench.budgets(res)}
@@ -65,7 +66,8 @@ def test_budgets_and_markdown(bench):
     assert got["SAE training l1: fraction of matmul roofline"] == "NO"
     assert got["ours topk / SAELens topk: tokens/s"] == "NO"  # 1200 / 1100 = 1.09x < 1.2x
     assert got["all notebooks, full profile"] == "NO"  # 1100 s > 2.5 x 354 + 180 s (no machine info: AVX2)
-    assert got["generation: fraction of matmul roofline"] == "NO"
+    assert got["generation, 50 prompts: fraction of matmul roofline"] == "NO"  # 38% < 40%
+    assert got["generation, 250 prompts: fraction of matmul roofline"] == "yes"  # 52% >= 50%
     assert got["distinct SAE training rows (full profile)"] == "yes"
     res |= {
         "budgets": bench.budgets(res),
