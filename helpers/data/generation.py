@@ -14,24 +14,31 @@ The sampling loop is our own (a KV cache, top-k then top-p sampling), for two re
 The captured rows equal what :func:`helpers.model.capture.capture_residual` gives for the same
 token ids (tested); the last generated token of each text is never fed back to the model, so it
 has no residual and is not in the capture.
+
+A group of batches is decoded in three parts: :func:`_prefill` runs the prompts once into a KV
+cache with room for every token to come (:mod:`helpers.model.kv_cache`), :func:`_sample` and
+:func:`_step` draw and feed one token per row, and :func:`_finish` cuts each row's text at its
+end-of-text; :class:`_Decoding` is the state they share.
 """
 
 from __future__ import annotations
 
+import itertools
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from transformers.cache_utils import DynamicLayer
+from transformers import Cache
 
 from helpers.config import GenerationConfig
 from helpers.files import params_key
 from helpers.model.blocks import accepts, validate_layer
 from helpers.model.capture import Capture
 from helpers.model.hooks import edit_block
+from helpers.model.kv_cache import buffer_cache
 from helpers.model.loading import model_name
 from helpers.progress import progress_bar
 from helpers.validate import as_count, context_length, token_limit
@@ -57,22 +64,13 @@ def _top_k(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor
 def _sample_top(
     vals: torch.Tensor, idx: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
 ) -> torch.Tensor:
-    """Sample one of each row's top-k tokens (``vals`` sorted, descending), cut to top-p."""
+    """Sample one of each row's top-k tokens (``vals`` sorted, descending), cut to the smallest set
+    whose probability reaches ``top_p`` (nucleus sampling)."""
     probs = torch.softmax(vals / temperature, dim=-1)
     before = probs.cumsum(-1) - probs  # mass of the better tokens
     probs = probs.masked_fill(before >= top_p, 0.0)  # the top token always stays
     choice = torch.multinomial(probs, 1, generator=generator)
     return idx.gather(-1, choice).squeeze(-1)
-
-
-def sample_next(
-    logits: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator
-) -> torch.Tensor:
-    """One token per row: greedy if ``temperature == 0``, else from the top-k tokens, cut to the
-    smallest set whose probability reaches ``top_p`` (nucleus sampling)."""
-    if temperature == 0:
-        return logits.argmax(-1)
-    return _sample_top(*_top_k(logits, top_k), temperature, top_p, generator)
 
 
 def _model_input(tokenizer, prompt: str, chat: bool) -> str:
@@ -90,47 +88,6 @@ def _model_input(tokenizer, prompt: str, chat: bool) -> str:
 ROWS_PER_STEP = 256
 # drop finished rows from the batch once this fraction of it has finished (a copy of the cache)
 _COMPACT_AT = 1 / 8
-
-
-class _GrowingLayer(DynamicLayer):
-    """A KV-cache layer written into buffers with room for the tokens still to come, so that a
-    decoding step writes one column instead of copying the whole cache (``torch.cat``)."""
-
-    def reserve(self, extra: int) -> None:
-        n = self.keys.shape[-2]
-        self._k = self.keys.new_empty(*self.keys.shape[:-2], n + extra, self.keys.shape[-1])
-        self._v = self.values.new_empty(*self.values.shape[:-2], n + extra, self.values.shape[-1])
-        self._k[..., :n, :] = self.keys
-        self._v[..., :n, :] = self.values
-        self._n = n
-        self._views()
-
-    def _views(self) -> None:
-        self.keys, self.values = self._k[..., : self._n, :], self._v[..., : self._n, :]
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        n = key_states.shape[-2]
-        if self._n + n > self._k.shape[-2]:
-            self.reserve(max(n, self._n))  # never needed by _decode, kept for safety
-        self._k[..., self._n : self._n + n, :] = key_states
-        self._v[..., self._n : self._n + n, :] = value_states
-        self._n += n
-        self._views()
-        return self.keys, self.values
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._k, self._v = self._k[indices], self._v[indices]
-        self._views()
-
-
-def _preallocate(cache, extra: int) -> None:
-    """Give a plain ``DynamicCache``'s layers room for ``extra`` more tokens (other caches: as is)."""
-    layers = getattr(cache, "layers", None)
-    if not layers or any(type(layer) is not DynamicLayer or not layer.is_initialized for layer in layers):
-        return
-    for layer in layers:
-        layer.__class__ = _GrowingLayer
-        layer.reserve(extra)
 
 
 def _left_padded(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,140 +126,234 @@ def _prompt_ids(model, tokenizer, prompts: list[str], cfg: GenerationConfig) -> 
     return seqs
 
 
+class _Forward:
+    """One forward pass of the model over the rows of a batch, with the keywords it accepts."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.use_pos = accepts(model, "position_ids")
+        self.extra = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
+
+    def __call__(self, ids, mask, pos, cache):
+        return self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            past_key_values=cache,
+            use_cache=True,
+            **({"position_ids": pos} if self.use_pos else {}),
+            **self.extra,
+        )
+
+
+@dataclass
+class _Prompts:
+    """A group's prompts as run once: left-padded ids [P, T] (on the CPU), which of them are real
+    tokens, and the layer's residual at each [P, T, d] (None when nothing is recorded)."""
+
+    ids: torch.Tensor
+    valid: torch.Tensor
+    residual: torch.Tensor | None
+
+
+@dataclass
+class _Sampler:
+    """How every row's next token is drawn: greedily (temperature 0), or from its top-k logits cut
+    to top-p, chunk ``c`` (rows ``bounds[c]:bounds[c + 1]``) with ``generators[c]``. ``vals`` and
+    ``idx`` hold each row's top-k [B, k]; rows out of the batch keep stale ones, drawn but unused,
+    so that a chunk's draws never depend on which of its rows have ended."""
+
+    cfg: GenerationConfig
+    bounds: list[int]
+    generators: list[torch.Generator]
+    eos: int
+    pad: int
+    vals: torch.Tensor | None = None
+    idx: torch.Tensor | None = None
+
+
+@dataclass
+class _Decoding:
+    """What a decoding step reads and updates. The batch holds ``rows`` (indices into the group's B
+    rows; they shrink as rows end); ``cache``, ``logits``, ``mask`` and ``pos`` are over those rows."""
+
+    cache: Cache | None
+    logits: torch.Tensor  # [n, vocab]: the next-token logits
+    mask: torch.Tensor  # [n, capacity]: attention mask, its first ``length`` columns in use
+    length: int
+    pos: torch.Tensor  # [n, 1]: position of the last token fed (real tokens counted)
+    rows: torch.Tensor  # [n]
+    done: torch.Tensor  # [B]: rows that have sampled their end-of-text
+    live: list[bool]  # chunks still sampling
+    got: list[torch.Tensor]  # what the recording hook saw in the forward pass just run
+    steps: int = 0  # tokens sampled per row so far
+    new_ids: list[torch.Tensor] = field(default_factory=list)  # [B] per step (pad once a row ended)
+    fed_rows: list[torch.Tensor] = field(default_factory=list)  # per step: rows whose token was fed and kept
+    fed_res: list[torch.Tensor] = field(default_factory=list)  # per step: their residuals
+
+
+@dataclass
+class _Text:
+    """One generated row: continuation ids (up to its end-of-text), the ids fed to the model, the
+    layer's residual at each of those (None when nothing is recorded) and the document's ids
+    (prompt + continuation)."""
+
+    continuation: np.ndarray
+    fed: np.ndarray
+    residual: np.ndarray | None
+    document: np.ndarray
+
+
+def _prefill(
+    forward: _Forward, texts: list[list[int]], cfg: GenerationConfig, pad: int, n_chunks: int, got: list
+) -> tuple[_Prompts, _Decoding]:
+    """Run the prompts once (left-padded, positions counting real tokens only) into a cache with room
+    for every token still to come, then repeat cache, logits, mask and positions for the samples."""
+    device = next(forward.model.parameters()).device
+    S = cfg.samples_per_prompt
+    ids, mask = _left_padded(texts, pad)
+    ids, mask = ids.to(device), mask.to(device)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    L0 = ids.shape[1]
+    # the last sampled token is never fed: the cache holds at most L0 + max_new_tokens - 1 tokens
+    out = forward(ids, mask, pos, buffer_cache(forward.model, L0 + cfg.max_new_tokens - 1))
+    prompts = _Prompts(ids.cpu(), mask.bool().cpu(), got[0].float().cpu() if got else None)
+    cache = out.past_key_values
+    if S > 1:
+        cache.batch_repeat_interleave(S)
+    B = len(texts) * S
+    mask_buf = torch.zeros(B, L0 + cfg.max_new_tokens, dtype=mask.dtype, device=device)
+    mask_buf[:, :L0] = mask.repeat_interleave(S, 0)
+    state = _Decoding(
+        cache=cache,
+        logits=out.logits[:, -1].repeat_interleave(S, 0),
+        mask=mask_buf,
+        length=L0,
+        pos=pos[:, -1:].repeat_interleave(S, 0),
+        rows=torch.arange(B, device=device),
+        done=torch.zeros(B, dtype=torch.bool, device=device),
+        live=[True] * n_chunks,
+        got=got,
+    )
+    return prompts, state
+
+
+def _sample(state: _Decoding, sampler: _Sampler) -> torch.Tensor:
+    """Every row's next token [B] (``pad`` for rows that have ended); end-of-text is barred before
+    ``min_new_tokens``. Each live chunk draws from its generator over all its rows."""
+    cfg = sampler.cfg
+    logits = state.logits
+    if state.steps < cfg.min_new_tokens:
+        logits[:, sampler.eos] = float("-inf")  # in place: the logits are this loop's own
+    nxt = torch.full(state.done.shape, sampler.pad, dtype=torch.long, device=logits.device)
+    if cfg.temperature == 0:
+        nxt[state.rows] = logits.argmax(-1)
+    else:
+        if sampler.vals is None:
+            k = min(cfg.top_k, logits.shape[-1])
+            sampler.vals = torch.zeros(len(nxt), k, device=logits.device)
+            sampler.idx = torch.zeros(len(nxt), k, dtype=torch.long, device=logits.device)
+        sampler.vals[state.rows], sampler.idx[state.rows] = _top_k(logits, cfg.top_k)
+        for c, (a, b) in enumerate(itertools.pairwise(sampler.bounds)):
+            if state.live[c]:
+                nxt[a:b] = _sample_top(
+                    sampler.vals[a:b], sampler.idx[a:b], cfg.temperature, cfg.top_p, sampler.generators[c]
+                )
+    state.steps += 1
+    return nxt.masked_fill_(state.done, sampler.pad)
+
+
+def _step(forward: _Forward, state: _Decoding, nxt: torch.Tensor, sampler: _Sampler) -> bool:
+    """Feed the sampled tokens ``nxt`` [B] and keep the next logits; rows that ended before this step
+    are fed masked padding, and dropped from the batch in bulk. False (nothing fed) once every chunk
+    has ended."""
+    alive = ~state.done  # rows whose token this step is part of their text
+    state.done |= nxt == sampler.eos
+    state.live = [
+        live and not bool(state.done[a:b].all())
+        for live, (a, b) in zip(state.live, itertools.pairwise(sampler.bounds), strict=True)
+    ]
+    if not any(state.live):
+        return False
+    n_done = int(state.done[state.rows].sum())
+    if n_done >= max(1, len(state.rows) * _COMPACT_AT):
+        keep = (~state.done[state.rows]).nonzero().squeeze(1)
+        state.rows, state.pos, state.mask = state.rows[keep], state.pos[keep], state.mask[keep]
+        state.cache.batch_select_indices(keep)
+    state.mask[:, state.length] = alive[state.rows].to(state.mask.dtype)
+    state.length += 1
+    state.pos = state.pos + 1
+    tok = nxt[state.rows]
+    state.got.clear()
+    out = forward(tok.unsqueeze(1), state.mask[:, : state.length], state.pos, state.cache)
+    state.cache, state.logits = out.past_key_values, out.logits[:, -1]
+    valid = alive[state.rows] & (tok != sampler.eos)  # the end-of-text token is fed but not kept
+    state.fed_rows.append(state.rows[valid].cpu())
+    if state.got:
+        state.fed_res.append(state.got[0][:, 0][valid].float().cpu())
+    return True
+
+
+def _finish(prompts: _Prompts, state: _Decoding, samples: int, eos: int) -> list[_Text]:
+    """Each row's text from the sampled tokens and the residuals recorded step by step."""
+    B = len(state.done)
+    new = torch.stack(state.new_ids, 1).cpu()  # [B, steps]
+    fed_rows = torch.cat(state.fed_rows) if state.fed_rows else torch.zeros(0, dtype=torch.long)
+    order = torch.sort(fed_rows, stable=True).indices  # by row, then step
+    n_fed = torch.bincount(fed_rows, minlength=B).tolist()
+    starts = np.concatenate([[0], np.cumsum(n_fed)])
+    step_res = torch.cat(state.fed_res)[order] if state.fed_res else None
+    out = []
+    for b in range(B):
+        p = b // samples
+        valid = prompts.valid[p]
+        p_ids = prompts.ids[p][valid]
+        cont = new[b]
+        stop = (cont == eos).nonzero()
+        cont = cont[: int(stop[0]) if len(stop) else len(cont)]
+        res = None
+        if prompts.residual is not None:
+            parts = [prompts.residual[p][valid]]
+            if step_res is not None:
+                parts.append(step_res[starts[b] : starts[b + 1]])
+            res = torch.cat(parts).numpy()
+        fed = torch.cat([p_ids, cont[: n_fed[b]]]).numpy()
+        out.append(_Text(cont.numpy(), fed, res, torch.cat([p_ids, cont]).numpy()))
+    return out
+
+
 @torch.inference_mode()
-def _generate_batch(
+def _generate_group(
     model,
     tokenizer,
     chunks: list[list[list[int]]],
     cfg: GenerationConfig,
-    generators: list,
+    generators: list[torch.Generator],
     layer: int | None,
-):
+) -> list[_Text]:
     """Generate ``cfg.samples_per_prompt`` continuations of each prompt (token ids) of each chunk
-    (a batch of the config, sampled from its own generator); return, per row (chunk-major, then
-    prompt-major), the continuation ids, the fed token ids and the captured residual rows.
+    (a batch of the config, sampled from its own generator); one :class:`_Text` per row,
+    chunk-major, then prompt-major, then sample.
 
     The chunks are decoded together but each is sampled exactly as if decoded alone: its top-k
     candidates are drawn with its generator, over all its rows, at every step until all its rows
-    have ended. Finished rows are fed masked padding, and dropped from the batch in bulk."""
-    device = next(model.parameters()).device
-    S = cfg.samples_per_prompt
-    texts = [t for c in chunks for t in c]
-    bounds = np.cumsum([0] + [len(c) * S for c in chunks])
+    have ended."""
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    ids, mask = _left_padded(texts, pad)
-    mask = mask.to(device)
-    ids = ids.to(device)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    use_pos = accepts(model, "position_ids")
-    extra = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
+    S = cfg.samples_per_prompt
+    texts = [t for c in chunks for t in c]
+    bounds = np.cumsum([0] + [len(c) * S for c in chunks]).tolist()
+    sampler = _Sampler(cfg, bounds, generators, eos, pad)
+    forward = _Forward(model)
     got: list[torch.Tensor] = []
-    record = edit_block(model, layer, lambda h: got.append(h)) if layer is not None else nullcontext()
-    B = len(texts) * S
-    greedy = cfg.temperature == 0
-    k = cfg.top_k
+    record = edit_block(model, layer, got.append) if layer is not None else nullcontext()
     with record:
-        out = model(
-            input_ids=ids,
-            attention_mask=mask,
-            use_cache=True,
-            **({"position_ids": pos} if use_pos else {}),
-            **extra,
-        )
-        prompt_valid = mask.bool().cpu()
-        prompt_ids = ids.cpu()
-        prompt_res = got[0].float().cpu() if layer is not None else None
-        # the prompt ran once; repeat it (cache, logits, mask, positions) for each sample
-        cache = out.past_key_values
-        if S > 1:
-            cache.batch_repeat_interleave(S)
-        if cfg.max_new_tokens > 1:
-            _preallocate(cache, cfg.max_new_tokens - 1)
-        logits = out.logits[:, -1].repeat_interleave(S, 0)
-        L0 = mask.shape[1]
-        mask_buf = torch.zeros(B, L0 + cfg.max_new_tokens, dtype=mask.dtype, device=device)
-        mask_buf[:, :L0] = mask.repeat_interleave(S, 0)
-        pos = pos[:, -1:].repeat_interleave(S, 0)
-        rows = torch.arange(B, device=device)  # the rows in the batch (they shrink as rows end)
-        done = torch.zeros(B, dtype=torch.bool, device=device)  # over all B rows
-        live = [True] * len(chunks)  # chunks still sampling
-        if not greedy:  # the top-k of every row (rows out of the batch keep stale, unused ones)
-            vals_all = torch.zeros(B, min(k, logits.shape[-1]), device=device)
-            idx_all = torch.zeros(B, min(k, logits.shape[-1]), dtype=torch.long, device=device)
-        new_ids, fed_rows, fed_res = [], [], []
+        prompts, state = _prefill(forward, texts, cfg, pad, len(chunks), got)
         for step in range(cfg.max_new_tokens):
-            if step < cfg.min_new_tokens:
-                logits = logits.clone()
-                logits[:, eos] = float("-inf")
-            nxt = torch.full((B,), pad, dtype=torch.long, device=device)
-            if greedy:
-                nxt[rows] = logits.argmax(-1)
-            else:
-                vals_all[rows], idx_all[rows] = _top_k(logits, k)
-                for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-                    if live[c]:
-                        nxt[a:b] = _sample_top(
-                            vals_all[a:b], idx_all[a:b], cfg.temperature, cfg.top_p, generators[c]
-                        )
-            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-            new_ids.append(nxt.cpu())
-            if step == cfg.max_new_tokens - 1:
+            nxt = _sample(state, sampler)
+            state.new_ids.append(nxt)
+            if step == cfg.max_new_tokens - 1 or not _step(forward, state, nxt, sampler):
                 break
-            alive = ~done
-            done = done | (nxt == eos)
-            live = [
-                live[c] and not bool(done[a:b].all())
-                for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
-            ]
-            if not any(live):
-                break
-            n_done = int(done[rows].sum())
-            if n_done >= max(1, len(rows) * _COMPACT_AT):
-                keep = (~done[rows]).nonzero().squeeze(1)
-                rows, pos, mask_buf = rows[keep], pos[keep], mask_buf[keep]
-                cache.batch_select_indices(keep)
-            # feed the sampled token: rows already finished before this step are masked out
-            L = L0 + step
-            mask_buf[:, L] = alive[rows].to(mask_buf.dtype)
-            pos = pos + 1
-            got.clear()
-            tok = nxt[rows]
-            out = model(
-                input_ids=tok.unsqueeze(1),
-                attention_mask=mask_buf[:, : L + 1],
-                past_key_values=cache,
-                use_cache=True,
-                **({"position_ids": pos} if use_pos else {}),
-                **extra,
-            )
-            cache, logits = out.past_key_values, out.logits[:, -1]
-            valid = alive[rows] & (tok != eos)
-            fed_rows.append(rows[valid].cpu())
-            if layer is not None:
-                fed_res.append(got[0][:, 0][valid].float().cpu())
-    new = torch.stack(new_ids, 1)  # [B, n_steps]
-    fed_rows_all = torch.cat(fed_rows) if fed_rows else torch.zeros(0, dtype=torch.long)
-    order = torch.sort(fed_rows_all, stable=True).indices  # by row, then step
-    n_fed = torch.bincount(fed_rows_all, minlength=B).tolist()
-    starts = np.concatenate([[0], np.cumsum(n_fed)])
-    step_res = torch.cat(fed_res)[order] if layer is not None and fed_res else None
-    out_rows = []
-    for b in range(B):
-        p = b // S
-        p_ids = prompt_ids[p][prompt_valid[p]]
-        cont = new[b]
-        stop = (cont == eos).nonzero()
-        cont = cont[: int(stop[0]) if len(stop) else len(cont)]
-        fed = torch.cat([p_ids, cont[: n_fed[b]]])
-        res = None
-        if layer is not None:
-            parts = [prompt_res[p][prompt_valid[p]]]
-            if step_res is not None:
-                parts.append(step_res[starts[b] : starts[b + 1]])
-            res = torch.cat(parts).numpy()
-        out_rows.append((cont.numpy(), fed.numpy(), res, torch.cat([p_ids, cont]).numpy()))
-    return out_rows
+    return _finish(prompts, state, S, eos)
 
 
 def generate(
@@ -335,21 +386,20 @@ def generate(
         group = range(g0, min(g0 + per_group, n_batches))
         chunks = [prompts[b * P : (b + 1) * P] for b in group]
         gens = [torch.Generator().manual_seed(cfg.seed * 100_003 + b) for b in group]
-        rows = _generate_batch(
+        rows = _generate_group(
             model, tokenizer, [prompt_ids[b * P : (b + 1) * P] for b in group], cfg, gens, layer
         )
         flat = [p for c in chunks for p in c]
         for i, prompt in enumerate(flat):
-            texts.append([tokenizer.decode(rows[i * S + s][0], skip_special_tokens=True) for s in range(S)])
+            mine = rows[i * S : (i + 1) * S]
+            texts.append([tokenizer.decode(r.continuation, skip_special_tokens=True) for r in mine])
             if cfg.chat_template:
                 documents.append([prompt + "\n" + t for t in texts[-1]])
             else:
-                documents.append(
-                    [tokenizer.decode(rows[i * S + s][3], skip_special_tokens=True) for s in range(S)]
-                )
-            token_ids.append([rows[i * S + s][1] for s in range(S)])
+                documents.append([tokenizer.decode(r.document, skip_special_tokens=True) for r in mine])
+            token_ids.append([r.fed for r in mine])
             if layer is not None:
-                parts.extend(rows[i * S + s][2] for s in range(S))
+                parts.extend(r.residual for r in mine)
         bar.update(len(group))
     bar.close()
     capture = None

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from helpers.config import GenerationConfig
-from helpers.data.generation import generate, sample_next
+from helpers.data.generation import generate
 from helpers.model.capture import capture_residual
 from tests.conftest import TEXTS
 
@@ -66,14 +66,32 @@ def test_sampling_is_seeded(tiny_model, tokenizer):
     assert run(0) != run(1)
 
 
-def test_sample_next_greedy_and_nucleus():
-    logits = torch.tensor([[0.0, 3.0, 1.0, -1.0], [2.0, 0.0, 0.0, 5.0]])
-    g = torch.Generator().manual_seed(0)
-    assert sample_next(logits, 0.0, 50, 1.0, g).tolist() == [1, 3]
-    # top_p small keeps only the best token; top_k=1 too
-    for _ in range(5):
-        assert sample_next(logits, 1.0, 50, 0.01, g).tolist() == [1, 3]
-        assert sample_next(logits, 5.0, 1, 1.0, g).tolist() == [1, 3]
+def test_a_tiny_top_p_or_top_k_of_1_samples_the_greedy_text(tiny_model, tokenizer):
+    # top-p keeps the best token always, and only it when p is tiny; top-k = 1 keeps only it
+    def texts(**kw):
+        cfg = GenerationConfig(**{**GREEDY, "samples_per_prompt": 2, **kw})
+        return generate(tiny_model, tokenizer, TEXTS[:2], cfg, progress=False).texts
+
+    greedy = texts()
+    assert greedy[0][0] == greedy[0][1]
+    assert texts(temperature=1.0, top_p=0.01) == greedy
+    assert texts(temperature=5.0, top_k=1) == greedy
+    assert texts(temperature=5.0, seed=1) != greedy  # a hot draw over 50 tokens does differ
+
+
+def test_greedy_generation_equals_plain_decoding(tiny_model, tokenizer):
+    # plain decoding: the whole text through the model at every step, no cache, no padding, argmax
+    cfg = GenerationConfig(**{**GREEDY, "max_new_tokens": 8})
+    gen = generate(tiny_model, tokenizer, TEXTS[:3], cfg, progress=False)
+    for prompt, ids in zip(TEXTS[:3], gen.token_ids, strict=True):
+        plain = tokenizer(prompt).input_ids
+        for _ in range(cfg.max_new_tokens - 1):
+            with torch.inference_mode():
+                logits = tiny_model(input_ids=torch.as_tensor([plain])).logits[0, -1]
+            if int(logits.argmax()) == tokenizer.eos_token_id:
+                break
+            plain.append(int(logits.argmax()))
+        np.testing.assert_array_equal(ids[0], plain)
 
 
 @pytest.mark.parametrize(
@@ -169,3 +187,14 @@ def test_a_prompt_past_the_context_is_refused_before_generating(tiny_model, toke
     assert len(fits.token_ids[0][0]) == 60 + 3  # the last new token is never fed
     with pytest.raises(ValueError, match=r"max_new_tokens \(the model's context is 64 tokens\) = 64 must be"):
         generate(tiny_model, tokenizer, ["solar heat"], GenerationConfig(**{**GREEDY, "max_new_tokens": 64}))
+
+
+def test_the_models_own_cache_gives_the_same_texts(tiny_model, tokenizer, monkeypatch):
+    # a model whose cache is not all full-attention layers keeps its own (helpers.model.kv_cache)
+    import helpers.data.generation as generation
+
+    ours = _sampled(tiny_model, tokenizer, monkeypatch, rows_per_step=1000, compact_at=0.0, layer=1)
+    monkeypatch.setattr(generation, "buffer_cache", lambda model, capacity: None)
+    theirs = _sampled(tiny_model, tokenizer, monkeypatch, rows_per_step=1000, compact_at=0.0, layer=1)
+    assert ours.texts == theirs.texts
+    np.testing.assert_allclose(ours.capture.acts, theirs.capture.acts, atol=1e-5, rtol=1e-5)
