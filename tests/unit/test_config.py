@@ -101,9 +101,9 @@ def test_sae_config_takes_whole_floats_as_ints():
 
     import numpy as np
 
-    c = replace(config.FULL.topk, expansion=8.0, k=np.int64(16), steps=500.0)
+    c = replace(config.FULL.topk, expansion=8.0, k=np.int64(16), steps=2000.0)
     c.validate()
-    assert (c.expansion, c.k, c.steps) == (8, 16, 500) and type(c.expansion) is type(c.k) is int
+    assert (c.expansion, c.k, c.steps) == (8, 16, 2000) and type(c.expansion) is type(c.k) is int
     assert c == replace(config.FULL.topk, k=16) and c.d_sae == 8 * 576  # the same run, the same key
 
 
