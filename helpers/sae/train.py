@@ -18,7 +18,7 @@ from helpers.sae.model import MARKER, SAE_CLASSES, BaseSAE, load_sae, make_sae, 
 
 # part of a saved run's key: bump it when a change to the training step changes what it learns, so
 # notebooks retrain instead of reusing runs made by the old code
-TRAINER_VERSION = 3
+TRAINER_VERSION = 4
 
 
 @dataclass

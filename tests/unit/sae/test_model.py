@@ -144,7 +144,9 @@ def test_train_or_load_reuses_and_survives_an_interrupted_run(tmp_path):
     assert not reused
 
 
-@pytest.mark.parametrize("n_dead", [0, 4, 9])  # none; all take part in AuxK (aux_k = 5); the top 5 of them
+# none; all take part in AuxK (aux_k = 5); each token's top 5 of them in the dense block (<= DENSE_AUX x
+# aux_k = 20 dead); the top 5 of 30 by the sparse products
+@pytest.mark.parametrize("n_dead", [0, 4, 9, 30])
 def test_topk_sparse_backward_matches_dense_autograd(n_dead):
     """The training step's hand-written sparse backward (encoder) gives autograd's dense gradients,
     AuxK included."""
