@@ -29,7 +29,7 @@ from helpers.sae.base import BaseSAE, StepStats, sparse_decode
 
 # AuxK runs dense over the dead latents while at most this many times aux_k are dead (sparse beyond): on
 # notebook 03's rows, 300-450 of 4,608 latents are dead by the 2,048-token window with aux_k = 256, where the
-# dense block took a TopK step from 114 to ~80 ms on a 2-core EPYC
+# dense block took a TopK step from ~121 to ~88 ms on a 2-core EPYC
 DENSE_AUX = 4
 
 
