@@ -32,8 +32,8 @@ from helpers.analysis.features import FeatureIndex
 from helpers.files import commit, load_json, save_csv, verify
 from helpers.validate import as_count, as_indices, id_column, is_whole
 
-
-PRIOR = 10  # enrichment's smoothing: every token counts as if seen this many more times where the feature is silent
+# enrichment's smoothing: every token counts as if seen this many more times where the feature is silent
+PRIOR = 10
 
 
 def enrichment(

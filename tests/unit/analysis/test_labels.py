@@ -242,7 +242,8 @@ def test_detection_counts_sum_to_the_token_auroc():
 
 
 def test_top_token_in_label():
-    # feature 0 peaks on token 5 (labelled), feature 1 on token 9 (not labelled), feature 2 only on training rows
+    # feature 0 peaks on token 5 (labelled), feature 1 on token 9 (not labelled), feature 2 fires
+    # on held-out rows only
     index = F.FeatureIndex.from_entries(
         np.array([0, 1, 2, 5, 8]), np.array([0, 0, 1, 1, 2]), np.array([3.0, 1.0, 0.5, 2.0, 1.0]), 12, 3
     )
