@@ -166,8 +166,13 @@ class Profile:
     # 04 neurons vs features: held-out firings a unit needs to be shown; bootstrap resamples of the units
     units_min_eval_fires: int = 20
     units_boot: int = 1000
-    # 04 feature splitting: narrower SAEs (x d_model) trained with the main TopK recipe beside the x8 one
+    # 04 feature splitting: narrower SAEs (x d_model) trained with the main TopK recipe beside the x8 one;
+    # the narrowest width from split_small_seeds training seeds and the widest (notebook 03's SAE) from
+    # split_wide_seeds (03's own + more), so the re-find rates have seeds behind them. Added cost in the full
+    # profile at 2,000 steps x 1,024 tokens: ~40 s per extra x1 run, ~205 s per extra x8 run (~10k tokens/s)
     split_widths: tuple[int, ...] = (1, 2)
+    split_small_seeds: int = 3
+    split_wide_seeds: int = 2
     # 06 steering: new tokens per steered text
     steer_new_tokens: int = 20
     steer_prompts: int = 16  # neutral prompts per measured point (each sampled steer_samples times)

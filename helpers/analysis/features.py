@@ -363,3 +363,22 @@ def theme_lifts(index: FeatureIndex, theme_codes: np.ndarray, themes, rows_mask:
     with np.errstate(invalid="ignore", divide="ignore"):
         lift = counts / counts.sum(1, keepdims=True) / base
     return pd.DataFrame(np.nan_to_num(lift), columns=list(themes)).loc[index.live()]
+
+
+def sae_fingerprint(folder) -> str:
+    """The first 12 hex digits of the SHA-256 of the SAE's weights file in ``folder``, from its
+    completion marker (``workbook_sae.json``; no hashing). Readings written by hand for one trained SAE
+    carry it, so a retrained SAE (new feature ids) is told apart from the one that was read."""
+    from pathlib import Path
+
+    from helpers.files import load_json
+    from helpers.sae.model import MARKER
+
+    marker = Path(folder) / MARKER
+    try:
+        digest = load_json(marker)["files"]["sae_weights.safetensors"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(
+            f"{marker} is missing or names no weights file; run notebook 03 to save the SAE"
+        ) from None
+    return str(digest)[:12]

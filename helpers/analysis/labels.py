@@ -3,12 +3,15 @@
 A label is built from evidence the SAE and the data give: the tokens most *enriched* where the
 feature fires (P(token | feature active) / P(token), on training rows), the tokens its decoder
 direction *promotes* through the unembedding, and its most over-represented theme. It reads
-``'solar'/'panel'/'energy' | ↑'s'/'cells' | Science & Nature``.
+``'solar'/'panel'/'energy' | ↑'s'/'cells' | Environment & Sustainability``.
 
-Its **label detection AUROC** (:func:`label_detection_scores`) asks whether exactly what the label
-says predicts where the feature fires on held-out documents: the label, used as a detector, flags a
-held-out token when the token is one of the label's enriched tokens, and again when the *next*
-token is one of its promoted tokens. A random label (another feature's) gives the baseline.
+Its **token-list detection AUROC** (:func:`label_detection_scores`) asks whether the label's list of
+enriched tokens predicts where the feature fires on held-out documents: the list, used as a
+detector, flags a held-out token when it is one of those tokens. The promoted tokens are scored
+apart, as next-token evidence (does the next token belong to them?), and so is the theme. A random
+label (another feature's) gives the baseline. :func:`detection_counts` keeps the token-list
+detector's counts per held-out prompt, so that intervals can resample prompts (the samples of one
+prompt share its text: they are not independent).
 """
 
 from __future__ import annotations
@@ -29,13 +32,30 @@ from helpers.analysis.features import FeatureIndex
 from helpers.files import commit, load_json, save_csv, verify
 from helpers.validate import as_count, as_indices, id_column, is_whole
 
+# enrichment's smoothing: every token counts as if seen this many more times where the feature is silent
+PRIOR = 10
+
 
 def enrichment(
-    index: FeatureIndex, token_ids: np.ndarray, rows_mask: np.ndarray, min_count: int = 3
+    index: FeatureIndex,
+    token_ids: np.ndarray,
+    rows_mask: np.ndarray,
+    min_count: int = 3,
+    prior: float = PRIOR,
 ) -> pd.DataFrame:
-    """``feature, token, count, ratio`` over the rows in ``rows_mask``: how much more often
-    ``token`` appears where the feature fires than overall. Pairs seen fewer than ``min_count``
-    times are dropped (one-off coincidences)."""
+    """``feature, token, count, token_count, ratio, smoothed`` over the rows in ``rows_mask``: how much
+    more often ``token`` appears where the feature fires than overall, best first by ``smoothed``.
+
+    ``ratio`` is the raw lift P(token | feature fires) / P(token). It favours rare tokens: a token seen
+    3 times in the whole store, all 3 where the feature fires, gets the largest lift there is, above a
+    token the feature fires on 30 times out of 40. ``smoothed`` is the lift with ``prior``
+    pseudo-occurrences of every token where the feature is silent: ``ratio * n / (n + prior)`` for a
+    token seen ``n`` times (``token_count``), so a token needs many sightings to reach the top (the rare
+    token above drops to 3/13 of its lift, the common one keeps 40/50). ``prior = 0`` ranks by the raw
+    lift. Pairs seen fewer than ``min_count`` times are dropped (one-off coincidences)."""
+    min_count = as_count(min_count, "min_count", 1)
+    if not (np.isfinite(prior) and prior >= 0):
+        raise ValueError(f"prior must be a finite number >= 0 (pseudo-occurrences), got {prior!r}")
     lat = index.latents
     keep = rows_mask[index.rows]
     lat, rows = lat[keep], index.rows[keep]
@@ -44,11 +64,21 @@ def enrichment(
     uniq, cnt = np.unique(key, return_counts=True)
     f, t = uniq // V, uniq % V
     n_active = np.bincount(lat, minlength=index.d_sae)
-    p_tok = np.bincount(token_ids[rows_mask], minlength=V) / rows_mask.sum()
-    ratio = (cnt / n_active[f]) / p_tok[t]
-    df = pd.DataFrame({"feature": f, "token": t, "count": cnt, "ratio": ratio})
+    n_tok = np.bincount(token_ids[rows_mask], minlength=V)
+    ratio = (cnt / n_active[f]) / (n_tok[t] / rows_mask.sum())
+    smoothed = ratio * n_tok[t] / (n_tok[t] + prior)
+    df = pd.DataFrame(
+        {
+            "feature": f,
+            "token": t,
+            "count": cnt,
+            "token_count": n_tok[t],
+            "ratio": ratio,
+            "smoothed": smoothed,
+        }
+    )
     return df[df["count"] >= min_count].sort_values(
-        ["feature", "ratio", "count"], ascending=[True, False, False]
+        ["feature", "smoothed", "count"], ascending=[True, False, False]
     )
 
 
@@ -66,8 +96,8 @@ def label_words(
     ``top_tokens``, then alphabetical order. Tokens are compared after ``.strip().lower()``; empty ones
     (whitespace) are skipped, and the shares count the other tokens only. Lifts are compared exactly, as
     fractions, so equal lifts tie. Fewer than ``k`` words come back when fewer qualify.
-    :func:`enrichment` ranks by the same ratio for every feature at once (token ids, no case folding,
-    ``min_count`` 3)."""
+    :func:`enrichment` ranks every feature's tokens at once by a smoothed version of this lift (token ids,
+    no case folding, ``min_count`` 3)."""
     k = as_count(k, "k (words to return)", 0)
     top = Counter(w for w in (str(t).strip().lower() for t in top_tokens) if w)
     base = Counter(w for w in (str(t).strip().lower() for t in all_tokens) if w)
@@ -218,6 +248,15 @@ def fires_matrix(index: FeatureIndex, features: np.ndarray, rows: np.ndarray) ->
     return out.T
 
 
+def _donors(n: int, seed: int) -> np.ndarray:
+    """A seeded derangement: feature ``i`` is read with feature ``donor[i]``'s label, never its own
+    (when there is more than one feature)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    donor = np.empty(n, dtype=np.int64)
+    donor[perm] = np.roll(perm, 1)
+    return donor
+
+
 def label_detection_scores(
     index: FeatureIndex,
     token_ids: np.ndarray,
@@ -227,57 +266,156 @@ def label_detection_scores(
     seed: int = 0,
     theme_codes: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """The **label detection AUROC** of every feature of ``parts`` on the rows of ``eval_mask``.
+    """How well each part of every feature's label (``parts``) detects where the feature fires on the
+    rows of ``eval_mask``, as an AUROC per part (0.5 = chance, 1 = flags every firing and nothing else):
 
-    The label is used as a detector of where its feature fires, and scores each held-out token by
-    what the label says, nothing more:
-
-    * ``enriched_auroc``: score 1 if the token is one of the label's enriched tokens (the
-      ``n_tokens`` it shows; the label claims the feature fires *on* them);
-    * ``promoted_auroc``: score 1 if the *next* token of the document is one of its promoted tokens
-      (the decoder direction pushes them up through the unembedding: a claim about what comes
-      next, so the token after, never the current one; 0 at a document's last stored token);
-    * ``label_auroc``, the headline: the sum of the two (0, 1 or 2). It ranks a token both parts
-      flag above a token one part flags above the rest, with no weights to fit: weights fitted on
-      the held-out rows would leak the answer, and fitted on training rows they would score a model
-      built on top of the label rather than the label.
+    * ``token_auroc``, the headline (the **token-list detection AUROC**): a held-out token scores 1 if
+      it is one of the label's enriched tokens (the ``n_tokens`` it shows; the label claims the
+      feature fires *on* them), else 0;
+    * ``next_token_auroc``: 1 if the *next* token of the document is one of its promoted tokens (the
+      decoder direction pushes them up through the unembedding: a claim about what comes next, so the
+      token after, never the current one; 0 at a document's last stored token). Kept apart from the
+      headline: it is next-token evidence, and at a middle layer it sits near chance;
+    * with ``theme_codes`` (each row's theme, coded as ``parts.themes``), ``theme_auroc``: 1 on tokens
+      of documents of the label's theme ("any theme" flags nothing: 0.5).
 
     The enrichment *ratios* are not used: the label shows which tokens, not how enriched they are.
-    The AUROC of a 0/1 detector is (hit rate + correct-rejection rate) / 2, so 0.5 is chance and
-    1 means it flags every firing and nothing else. Each score sits beside ``*_random``: the same
-    detector with another feature's label (a seeded derangement, never its own). With
-    ``theme_codes`` (each row's theme, coded as ``parts.themes``), ``theme_auroc`` scores the label's
-    theme (1 on tokens of documents of that theme; "any theme" flags nothing: 0.5). ``eval_fires``
-    counts the held-out firings; NaN where a feature never (or always) fires on the held-out rows.
-
-    Vectorised: [features x held-out tokens] 0/1 matrices and :func:`auroc_rows`."""
+    The AUROC of a 0/1 detector is (hit rate + correct-rejection rate) / 2. Each score sits beside
+    ``*_random``: the same detector with another feature's label (a seeded derangement, never its
+    own). ``eval_fires`` counts the held-out firings; NaN where a feature never (or always) fires on
+    the held-out rows. Vectorised: [features x held-out tokens] 0/1 matrices and :func:`auroc_rows`."""
     features = parts.features
     if len(next_ids) != len(token_ids) or len(eval_mask) != len(token_ids):
         raise ValueError("token_ids, next_ids and eval_mask must have one entry per store row")
     eval_rows = np.flatnonzero(eval_mask)
     fires = fires_matrix(index, features, eval_rows)
-    perm = np.random.default_rng(seed).permutation(len(features))
-    donor = np.empty(len(features), dtype=np.int64)
-    donor[perm] = np.roll(perm, 1)  # never itself (if more than one feature)
+    donor = _donors(len(features), seed)
     cur, nxt = token_ids[eval_rows], next_ids[eval_rows]
     out = {"eval_fires": fires.sum(1)}
     for suffix, take in (("", slice(None)), ("_random", donor)):
-        e = _hits(cur, parts.enriched[take])
-        p = _hits(nxt, parts.promoted[take])
-        out["label_auroc" + suffix] = auroc_rows(fires, e + p)
-        out["enriched_auroc" + suffix] = auroc_rows(fires, e)
-        out["promoted_auroc" + suffix] = auroc_rows(fires, p)
+        out["token_auroc" + suffix] = auroc_rows(fires, _hits(cur, parts.enriched[take]))
+        out["next_token_auroc" + suffix] = auroc_rows(fires, _hits(nxt, parts.promoted[take]))
         if theme_codes is not None:
             th = parts.theme[take]
             t = ((theme_codes[eval_rows][None, :] == th[:, None]) & (th[:, None] >= 0)).astype(np.int8)
             out["theme_auroc" + suffix] = auroc_rows(fires, t)
     order = ["eval_fires"] + [
-        n + s
-        for n in ("label_auroc", "enriched_auroc", "promoted_auroc", "theme_auroc")
-        for s in ("", "_random")
+        n + s for n in ("token_auroc", "next_token_auroc", "theme_auroc") for s in ("", "_random")
     ]
     df = pd.DataFrame(out, index=pd.Index(features, name="feature"))
     return df[[c for c in order if c in df.columns]]
+
+
+@dataclass(frozen=True)
+class DetectionCounts:
+    """The token-list detector's held-out tokens counted per unit and per group (a held-out prompt):
+    ``own[u, g, flagged, fires]`` and ``random[...]`` (with another unit's label), where ``flagged`` is
+    0/1 (the detector's score) and ``fires`` 0/1. Summed over any multiset of groups they give the
+    AUROC on those groups' tokens (:func:`auroc_from_counts`), so a bootstrap over prompts needs no
+    second pass over the tokens. ``units`` are the unit ids, ``groups`` the group labels."""
+
+    units: np.ndarray
+    groups: np.ndarray
+    own: np.ndarray  # [units, groups, 2, 2] int64
+    random: np.ndarray
+
+    def subset(self, units) -> DetectionCounts:
+        """The same counts for the units ``units`` (ids, in that order)."""
+        pos = pd.Series(np.arange(len(self.units)), index=self.units).reindex(np.asarray(units))
+        if pos.isna().any():
+            raise ValueError(
+                f"{int(pos.isna().sum())} of the units asked for have no counts; pass ids from .units"
+            )
+        at = pos.to_numpy().astype(np.int64)
+        return DetectionCounts(self.units[at], self.groups, self.own[at], self.random[at])
+
+
+def auroc_from_counts(counts: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """The AUROC of every unit from its :class:`DetectionCounts` array ``counts`` [units, groups, levels,
+    2], its groups weighted by ``weights`` [groups] (how often each is drawn; default once each) or by
+    each row of ``weights`` [n_draws, groups] (then [n_draws, units]). NaN where a unit has no firing or
+    no silent token in the weighted groups."""
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim != 4 or c.shape[-1] != 2:
+        raise ValueError(f"counts must be [units, groups, levels, 2], got shape {c.shape}")
+    w = np.ones(c.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape[-1] != c.shape[1] or w.ndim > 2:
+        raise ValueError(
+            f"weights must be [groups] or [draws, groups] with {c.shape[1]} groups, got {w.shape}"
+        )
+    tot = np.tensordot(w, c, axes=([w.ndim - 1], [1]))  # [(draws,) units, levels, 2]
+    neg, pos = tot[..., 0], tot[..., 1]
+    below = np.cumsum(neg, axis=-1) - neg  # silent tokens at lower levels
+    wins = (pos * (below + 0.5 * neg)).sum(-1)
+    n_pos, n_neg = pos.sum(-1), neg.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = wins / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), out, np.nan)
+
+
+def _group_counts(fires: np.ndarray, flagged: np.ndarray, onehot: np.ndarray) -> np.ndarray:
+    """[units, groups, 2, 2] counts of (flagged, fires) per group: one matmul per cell."""
+    out = np.empty((len(fires), onehot.shape[1], 2, 2), dtype=np.int64)
+    f = fires.astype(np.float32)
+    h = flagged.astype(np.float32)
+    both = (f * h) @ onehot
+    n_f = f @ onehot
+    n_h = h @ onehot
+    n_all = onehot.sum(0)[None, :]
+    out[:, :, 1, 1] = np.rint(both)
+    out[:, :, 1, 0] = np.rint(n_h - both)
+    out[:, :, 0, 1] = np.rint(n_f - both)
+    out[:, :, 0, 0] = np.rint(n_all - n_f - n_h + both)
+    return out
+
+
+def detection_counts(
+    index: FeatureIndex,
+    token_ids: np.ndarray,
+    eval_mask: np.ndarray,
+    parts: LabelParts,
+    groups: np.ndarray,
+    seed: int = 0,
+) -> DetectionCounts:
+    """The token-list detector of :func:`label_detection_scores` (``token_auroc``, same derangement
+    for the random labels with the same ``seed``), counted per group of held-out rows: ``groups`` holds
+    one label per store row (each row's prompt). ``auroc_from_counts(c.own)`` equals ``token_auroc``."""
+    groups = np.asarray(groups)
+    if len(groups) != len(token_ids) or len(eval_mask) != len(token_ids):
+        raise ValueError(
+            "token_ids, eval_mask and groups must have one entry per store row (groups: each row's prompt)"
+        )
+    eval_rows = np.flatnonzero(eval_mask)
+    if not len(eval_rows):
+        raise ValueError("eval_mask selects no rows; pass the held-out rows")
+    labels, code = np.unique(groups[eval_rows], return_inverse=True)
+    onehot = np.zeros((len(eval_rows), len(labels)), dtype=np.float32)
+    onehot[np.arange(len(eval_rows)), code] = 1
+    fires = fires_matrix(index, parts.features, eval_rows)
+    cur = token_ids[eval_rows]
+    own = _group_counts(fires, _hits(cur, parts.enriched), onehot)
+    rnd = _group_counts(fires, _hits(cur, parts.enriched[_donors(len(parts.features), seed)]), onehot)
+    return DetectionCounts(units=parts.features.copy(), groups=labels, own=own, random=rnd)
+
+
+def top_token_in_label(
+    index: FeatureIndex, token_ids: np.ndarray, rows_mask: np.ndarray, parts: LabelParts
+) -> pd.Series:
+    """For every feature of ``parts``: 1.0 when the token at its largest activation among the rows of
+    ``rows_mask`` is one of its label's enriched tokens, 0.0 when not, NaN when it does not fire there.
+    Does the label name what a reader sees first on the dashboard?"""
+    if len(rows_mask) != len(token_ids):
+        raise ValueError("rows_mask must have one entry per store row")
+    keep = rows_mask[index.rows]
+    lat, rows, val = index.latents[keep], index.rows[keep], index.values[keep]
+    order = np.lexsort((val, lat))  # by latent, then value ascending: each latent's last entry is its top
+    lat_s = lat[order]
+    last = np.r_[lat_s[1:] != lat_s[:-1], True] if len(lat_s) else np.zeros(0, bool)
+    top_tok = np.full(index.d_sae, -1, dtype=np.int64)
+    top_tok[lat_s[last]] = token_ids[rows[order][last]]
+    t = top_tok[parts.features]
+    hit = (parts.enriched == t[:, None]).any(1).astype(np.float64)
+    return pd.Series(np.where(t >= 0, hit, np.nan), index=pd.Index(parts.features, name="feature"))
 
 
 def build_labels(

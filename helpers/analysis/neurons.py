@@ -16,12 +16,18 @@ Every kind goes through the same three steps:
    them, so an SAE that still wins does so despite the help.
 2. the **same automatic label** (:mod:`helpers.analysis.labels`): enriched tokens on training rows,
    promoted tokens of its direction through the unembedding, its theme.
-3. the **same detector** on held-out rows (:func:`helpers.analysis.labels.label_detection_scores`),
-   beside a random label of the same kind.
+3. the **same detector** on held-out rows (:func:`helpers.analysis.labels.label_detection_scores`:
+   the token-list detection AUROC), beside a random label of the same kind.
+
+The held-out rows are the tokens of a few held-out prompts, and the samples of one prompt share its
+text, so the intervals of :func:`compare_kinds` and :func:`kind_differences` resample **prompts**
+(every unit rescored on each resample), never units or tokens: the units of a layer are all there
+is, the prompts are the sample.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,8 +36,8 @@ import torch
 
 from helpers.analysis import labels as autolabel
 from helpers.analysis.features import FeatureIndex, theme_lifts
-from helpers.stats import Interval, bootstrap, mean_interval
-from helpers.validate import as_index
+from helpers.stats import Interval
+from helpers.validate import as_count, as_index
 
 
 @dataclass
@@ -145,15 +151,17 @@ def unit_labels(
     train_mask: np.ndarray,
     eval_mask: np.ndarray,
     W_U: torch.Tensor,
+    groups: np.ndarray,
     tokenizer=None,
     seed: int = 0,
     n_tokens: int = 3,
     n_promoted: int = 2,
-) -> pd.DataFrame:
-    """The automatic label of every unit that fires on the store, scored by the label detection
-    AUROC on the held-out rows (columns of :func:`~helpers.analysis.labels.label_detection_scores`),
-    with ``train_density`` (its firing rate on the training rows) and, given a ``tokenizer``, the
-    label text."""
+) -> tuple[pd.DataFrame, autolabel.DetectionCounts]:
+    """The automatic label of every unit that fires on the store, scored on the held-out rows (columns
+    of :func:`~helpers.analysis.labels.label_detection_scores`), with ``train_density`` (its firing
+    rate on the training rows) and, given a ``tokenizer``, the label text; and the token-list
+    detector's counts per held-out group (``groups``: each store row's prompt) for
+    :func:`compare_kinds`."""
     enr = autolabel.enrichment(units.index, token_ids, train_mask)
     lifts = theme_lifts(units.index, theme_codes, themes, train_mask)
     logit_top = autolabel.top_logit_tokens(units.directions, W_U, k=n_promoted)
@@ -166,41 +174,115 @@ def unit_labels(
         text = autolabel.build_labels(lifts, enr, logit_top, tokenizer, n_tokens, n_promoted=n_promoted)
         out.insert(0, "label", text["label"])
     out.index.name = units.kind
-    return out
+    counts = autolabel.detection_counts(units.index, token_ids, eval_mask, parts, groups, seed=seed)
+    return out, counts
+
+
+def prompt_draws(n_groups: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """[n_boot, n_groups]: how often each group (prompt) is drawn in each bootstrap resample (the
+    same draws for every kind of unit given the same seed, so kinds are compared on paired resamples)."""
+    n_groups = as_count(n_groups, "n_groups (held-out prompts)", 2)
+    n_boot = as_count(n_boot, "n_boot (bootstrap resamples)")
+    rng = np.random.default_rng(seed)
+    return np.stack(
+        [np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups) for _ in range(n_boot)]
+    )
+
+
+def _kept(counts: autolabel.DetectionCounts, min_eval_fires: int) -> autolabel.DetectionCounts:
+    fires = counts.own[..., 1].sum((1, 2))
+    own, rnd = autolabel.auroc_from_counts(counts.own), autolabel.auroc_from_counts(counts.random)
+    keep = (fires >= min_eval_fires) & np.isfinite(own) & np.isfinite(rnd)
+    return counts.subset(counts.units[keep])
+
+
+def _interval(value: float, draws: np.ndarray, n: int, level: float = 0.95) -> Interval:
+    d = draws[np.isfinite(draws)]
+    a = (1 - level) / 2
+    lo, hi = np.quantile(d, [a, 1 - a]) if len(d) else (np.nan, np.nan)
+    return Interval(value=float(value), low=float(lo), high=float(hi), n=n, level=level)
+
+
+def _check_groups(counts: dict[str, autolabel.DetectionCounts]) -> np.ndarray:
+    if not counts:
+        raise ValueError("pass at least one kind of unit (name -> DetectionCounts)")
+    groups = next(iter(counts.values())).groups
+    for kind, c in counts.items():
+        if not isinstance(c, autolabel.DetectionCounts):
+            raise ValueError(f"{kind}: pass the DetectionCounts of labels.detection_counts (or unit_labels)")
+        if not np.array_equal(c.groups, groups):
+            raise ValueError(f"{kind} was counted over other held-out prompts; count every kind on one split")
+    return groups
 
 
 def compare_kinds(
-    scores: dict[str, pd.DataFrame], column: str = "label_auroc", min_eval_fires: int = 1, n_boot: int = 1000
+    counts: dict[str, autolabel.DetectionCounts], min_eval_fires: int = 1, n_boot: int = 1000, seed: int = 0
 ) -> pd.DataFrame:
-    """One row per kind: how many units were scored (firing at least ``min_eval_fires`` times on
-    held-out rows), the mean and median ``column`` with bootstrap 95% intervals over units, the same
-    for the random-label baseline, the mean gain over it (own - random, paired per unit) and the share
-    of units above 0.9. Units are the resampled units: the intervals say how well the mean over
-    this layer's units is pinned down, not how another SAE or layer would score."""
-
-    def mean(v: np.ndarray) -> Interval:
-        return mean_interval(v, n_boot=n_boot)
-
-    def median(v: np.ndarray) -> Interval:
-        return bootstrap(lambda i: float(np.median(v[i])), len(v), n_boot=n_boot)
-
+    """One row per kind (name -> its :class:`~helpers.analysis.labels.DetectionCounts`): how many units
+    were scored (firing at least ``min_eval_fires`` times on held-out rows, with a defined score), the
+    mean and median token-list detection AUROC, the same for the random-label baseline, the mean gain
+    over it (own - random, paired per unit) and the share of units above 0.9 (with the random share), each
+    with a bootstrap 95% interval over the held-out **prompts** (``prompts``: their number, the n of
+    every interval): each resample draws prompts with replacement and rescores every unit on their
+    tokens. All kinds share the resamples (one ``seed``)."""
+    groups = _check_groups(counts)
+    draws = prompt_draws(len(groups), n_boot, seed)
+    n = len(groups)
     rows = []
-    for kind, df in scores.items():
-        d = df[(df["eval_fires"] >= min_eval_fires)].dropna(subset=[column, column + "_random"])
-        if len(d) < 2:
-            raise ValueError(f"{kind}: {len(d)} units fire on the held-out rows; too few to compare")
-        own, rnd = d[column].to_numpy(), d[column + "_random"].to_numpy()
-        rows.append(
-            {
-                "kind": kind,
-                "units": len(d),
-                "mean": mean(own),
-                "median": median(own),
-                "random mean": mean(rnd),
-                "random median": median(rnd),
-                "gain (own - random)": mean(own - rnd),
-                "share > 0.9": round(float((own > 0.9).mean()), 4),
-                "random share > 0.9": round(float((rnd > 0.9).mean()), 4),
-            }
-        )
+    for kind, c in counts.items():
+        c = _kept(c, min_eval_fires)
+        if len(c.units) < 2:
+            raise ValueError(f"{kind}: {len(c.units)} units fire on the held-out rows; too few to compare")
+        own, rnd = autolabel.auroc_from_counts(c.own), autolabel.auroc_from_counts(c.random)
+        b_own, b_rnd = autolabel.auroc_from_counts(c.own, draws), autolabel.auroc_from_counts(c.random, draws)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a resample in which no unit fires: NaN, dropped
+            rows.append(
+                {
+                    "kind": kind,
+                    "units": len(c.units),
+                    "prompts": n,
+                    "mean": _interval(own.mean(), np.nanmean(b_own, 1), n),
+                    "median": _interval(np.median(own), np.nanmedian(b_own, 1), n),
+                    "random mean": _interval(rnd.mean(), np.nanmean(b_rnd, 1), n),
+                    "gain (own - random)": _interval((own - rnd).mean(), np.nanmean(b_own - b_rnd, 1), n),
+                    "share > 0.9": _interval((own > 0.9).mean(), _share(b_own, 0.9), n),
+                    "random share > 0.9": _interval((rnd > 0.9).mean(), _share(b_rnd, 0.9), n),
+                }
+            )
     return pd.DataFrame(rows).set_index("kind")
+
+
+def _share(b: np.ndarray, above: float) -> np.ndarray:
+    ok = np.isfinite(b)
+    return np.where(ok.any(1), (np.where(ok, b, -np.inf) > above).sum(1) / np.maximum(ok.sum(1), 1), np.nan)
+
+
+def kind_differences(
+    counts: dict[str, autolabel.DetectionCounts],
+    pairs: list[tuple[str, str]],
+    min_eval_fires: int = 1,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """For each ``(a, b)`` in ``pairs``: the mean token-list detection AUROC of kind ``a`` minus that
+    of kind ``b``, with a bootstrap 95% interval over the held-out prompts (the same resamples for both
+    kinds: the units of both are rescored on the same drawn prompts). ``a`` beats ``b`` where the
+    interval excludes 0 (column ``clear``)."""
+    groups = _check_groups(counts)
+    draws = prompt_draws(len(groups), n_boot, seed)
+    n = len(groups)
+    point, boot = {}, {}
+    for kind in {k for p in pairs for k in p}:
+        if kind not in counts:
+            raise ValueError(f"{kind!r} is not one of the kinds {list(counts)}")
+        c = _kept(counts[kind], min_eval_fires)
+        point[kind] = float(autolabel.auroc_from_counts(c.own).mean())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            boot[kind] = np.nanmean(autolabel.auroc_from_counts(c.own, draws), 1)
+    rows = []
+    for a, b in pairs:
+        iv = _interval(point[a] - point[b], boot[a] - boot[b], n)
+        rows.append({"a": a, "b": b, "prompts": n, "mean a - mean b": iv, "clear": iv.excludes(0.0)})
+    return pd.DataFrame(rows)

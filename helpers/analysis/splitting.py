@@ -237,10 +237,97 @@ def pair_shares(decoders: Mapping[str, object], match: float = MATCH) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def random_baseline(W_large, n: int = 1000, seed: int = 0) -> np.ndarray:
-    """Best cosine in ``W_large`` of ``n`` random directions (Gaussian, so uniform on the sphere):
-    what a match looks like by chance in this many dimensions."""
+def random_like(W, n: int | None = None, seed: int = 0) -> torch.Tensor:
+    """``n`` random directions (default: as many as ``W`` has rows) drawn in the decoder rows' own
+    subspace: Gaussian with the covariance of ``W``'s unit rows, i.e. random combinations of the
+    actual rows. Decoder rows of a layer do not fill its 576 dimensions evenly (their participation
+    ratio is far below 576), so isotropic directions would make chance look lower than it is. A
+    dictionary of these directions with as many rows as a wider SAE is a null with the same number of
+    candidates: how many matches and children would such a dictionary give by chance?"""
+    U = unit_rows(W, "W").double()
+    n = len(U) if n is None else as_count(n, "n (random directions)")
+    seed = as_count(seed, "seed", 0)
+    vals, vecs = torch.linalg.eigh(U.T @ U / len(U))
+    g = torch.randn(n, U.shape[1], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return ((g * vals.clamp_min(0).sqrt()) @ vecs.T).float()
+
+
+def participation_ratio(W) -> float:
+    """Effective number of dimensions the unit rows of ``W`` spread over: (sum λ)² / sum λ² of the
+    eigenvalues λ of their second-moment matrix (d when even over d dimensions, 1 when all in one)."""
+    U = unit_rows(W, "W").double()
+    lam = torch.linalg.eigvalsh(U.T @ U / len(U))
+    return float(lam.sum() ** 2 / (lam**2).sum())
+
+
+def random_baseline(W_large, n: int = 1000, seed: int = 0, like=None) -> np.ndarray:
+    """Best cosine in ``W_large`` of ``n`` random directions: what a match looks like by chance.
+    With ``like`` (a decoder matrix, the small SAE's) they are drawn in its rows' subspace
+    (:func:`random_like`); without, uniformly on the sphere (which understates chance when the rows
+    occupy few effective dimensions)."""
     B = unit_rows(W_large, "W_large")
     n, seed = as_count(n, "n (random directions)"), as_count(seed, "seed", 0)
+    if like is not None:
+        return best_matches(random_like(like, n, seed), B, k=1).best
     g = torch.Generator().manual_seed(seed)
     return best_matches(torch.randn(n, B.shape[1], generator=g), B, k=1).best
+
+
+def refind_pairs(
+    decoders: Mapping[str, object],
+    widths: Mapping[str, str],
+    nulls: Mapping[str, object] | None = None,
+    match: float = MATCH,
+    child: float = CHILD,
+) -> pd.DataFrame:
+    """Every pair (a, b) of SAEs in ``decoders`` (name -> W_dec) with a no wider than b (one order for
+    two SAEs of one width: a listed first), plus every SAE against each random dictionary of ``nulls``
+    (name -> directions, e.g. :func:`random_like` of a wider SAE) at least as wide: the share of a's
+    features found again in b (best cosine >= ``match``), the median best cosine, the share with two or
+    more children (cosine >= ``child``) and the mean number of children. ``widths`` names each SAE's
+    and null's width ("x1", "x8", "random like x8"): :func:`refind_summary` groups the pairs by it."""
+    nulls = dict(nulls or {})
+    missing = [n for n in [*decoders, *nulls] if n not in widths]
+    if missing:
+        raise ValueError(f"widths has no entry for {missing}; name the width of every SAE and null")
+    units = {name: unit_rows(W, f"W_dec of {name}") for name, W in {**decoders, **nulls}.items()}
+    names = list(decoders)
+    rows = []
+    for ai, a in enumerate(names):
+        for b in [*names[ai + 1 :], *names[:ai], *nulls]:
+            if len(units[a]) > len(units[b]) or (b in names[:ai] and len(units[a]) == len(units[b])):
+                continue
+            m = best_matches(units[a], units[b], k=1).best
+            n = child_counts(units[a], units[b], child)
+            rows.append(
+                {
+                    "small": a,
+                    "large": b,
+                    "small width": widths[a],
+                    "large width": widths[b],
+                    "share matched": float((m >= match).mean()),
+                    "median best cos": float(np.median(m)),
+                    "share with >= 2 children": float((n >= 2).mean()),
+                    "mean children": float(n.mean()),
+                }
+            )
+    if not rows:
+        raise ValueError("no pair to compare: pass at least two SAEs, or an SAE and a null as wide")
+    return pd.DataFrame(rows)
+
+
+def refind_summary(pairs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`refind_pairs` grouped by (small width, large width): the number of pairs (each a
+    different pair of training seeds) and the mean, min and max over them of the share found again and
+    of the share with >= 2 children. The spread is over seeds; pairs that share an SAE are not
+    independent, so it is a range, not a confidence interval."""
+    need = {"small width", "large width", "share matched", "share with >= 2 children"}
+    if not need <= set(pairs.columns):
+        raise ValueError("pass the table refind_pairs returns")
+    g = pairs.groupby(["small width", "large width"], sort=False)
+    out = g.size().rename("pairs").to_frame()
+    for col in ("share matched", "share with >= 2 children"):
+        out[f"{col}: mean"] = g[col].mean()
+        out[f"{col}: min"] = g[col].min()
+        out[f"{col}: max"] = g[col].max()
+    return out

@@ -1,5 +1,5 @@
 """Figures and dashboards of notebook 04's comparison of residual dimensions, MLP neurons and SAE
-features: the distribution of their label detection AUROC against random labels, and one dashboard
+features: the distribution of their token-list detection AUROC against random labels, and one dashboard
 of each kind side by side (the SAE feature dashboard of :mod:`helpers.viz.dashboard`, fed a unit's
 firings and direction)."""
 
@@ -16,7 +16,7 @@ from helpers.viz.dashboard import dashboard_html
 
 
 def plot_unit_scores(
-    scores: dict[str, pd.DataFrame], column: str = "label_auroc", min_eval_fires: int = 1
+    scores: dict[str, pd.DataFrame], column: str = "token_auroc", min_eval_fires: int = 1
 ) -> plt.Figure:
     """One panel per kind of unit: the histogram of ``column`` with the unit's own label and with
     a random label of the same kind, the means marked (units firing at least ``min_eval_fires``
@@ -33,7 +33,7 @@ def plot_unit_scores(
             ax.axvline(v.mean(), color=color, lw=1.5)
         ax.axvline(0.5, color="grey", ls=":")
         ax.set_title(f"{kind} ({len(d):,} scored)", fontsize=10)
-        ax.set_xlabel("label detection AUROC (held-out)")
+        ax.set_xlabel("token-list detection AUROC (held-out)")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("share of units")
     fig.suptitle("Does a unit's automatic label predict where it fires?", fontsize=11)

@@ -151,3 +151,16 @@ def test_a_whole_float_feature_id_is_the_int_one():
             fn(index, store, -1)
     with pytest.raises(ValueError, match="feature 2 is dead"):
         F.quantile_examples(index, store, 2.0)
+
+
+def test_sae_fingerprint_reads_the_marker(tmp_path):
+    import json
+
+    from helpers.analysis.features import sae_fingerprint
+
+    (tmp_path / "workbook_sae.json").write_text(
+        json.dumps({"files": {"sae_weights.safetensors": {"size": 3, "sha256": "ab" * 32}}})
+    )
+    assert sae_fingerprint(tmp_path) == "ab" * 6
+    with pytest.raises(ValueError, match="run notebook 03"):
+        sae_fingerprint(tmp_path / "nowhere")

@@ -62,17 +62,19 @@ def test_label_detection_by_hand():
     nxt = autolabel.next_tokens(TOKENS, DOCS, POS)
     s = autolabel.label_detection_scores(index, TOKENS, nxt, np.ones(len(TOKENS), bool), p)
     assert s.loc[0, "eval_fires"] == 4 and s.loc[1, "eval_fires"] == 3
-    assert s.loc[0, ["label_auroc", "enriched_auroc", "promoted_auroc"]].tolist() == [1.0, 1.0, 0.5]
-    assert s.loc[1, ["label_auroc", "enriched_auroc", "promoted_auroc"]].tolist() == [1.0, 0.5, 1.0]
-    # random: feature 0 read with feature 1's label flags rows 0, 4, 9 (next token 9): hits 2 of 4
-    # firings, 1 of 8 others -> (0.5 + 7/8) / 2; feature 1 with feature 0's label flags 0, 2, 6, 9
-    assert s.loc[0, "label_auroc_random"] == pytest.approx((0.5 + 7 / 8) / 2)
-    assert s.loc[1, "label_auroc_random"] == pytest.approx((2 / 3 + 7 / 9) / 2)
+    assert s.loc[0, ["token_auroc", "next_token_auroc"]].tolist() == [1.0, 0.5]
+    assert s.loc[1, ["token_auroc", "next_token_auroc"]].tolist() == [0.5, 1.0]
+    # random: feature 0 read with feature 1's label: its next-token part flags rows 0, 4, 9 (next token
+    # 9): hits 2 of 4 firings, 1 of 8 others -> (0.5 + 7/8) / 2; feature 1 with feature 0's tokens flags
+    # 0, 2, 6, 9: 2 of 3 firings, 2 of 9 others
+    assert s.loc[0, "next_token_auroc_random"] == pytest.approx((0.5 + 7 / 8) / 2)
+    assert s.loc[1, "token_auroc_random"] == pytest.approx((2 / 3 + 7 / 9) / 2)
+    assert "label_auroc" not in s.columns  # the promoted tokens are not in the headline score
     assert "theme_auroc" not in s.columns
 
 
-def test_both_parts_add_up_and_eval_rows_only():
-    # fires on 5 and on the token before 9: the sum ranks rows flagged twice highest
+def test_both_parts_scored_apart_on_eval_rows_only():
+    # fires on 5 and on the token before 9
     index = index_from_rows({0: [0, 2, 4, 9], 1: [1]}, len(TOKENS), 2)
     p = parts(enriched=[[5, -1, -1], [8, -1, -1]], promoted=[[9, 9], [6, 6]])
     nxt = autolabel.next_tokens(TOKENS, DOCS, POS)
@@ -83,9 +85,8 @@ def test_both_parts_add_up_and_eval_rows_only():
     q = np.isin(nxt[mask], [9]).astype(int)
     fires = np.isin(np.arange(8), [0, 2, 4])
     assert s.loc[0, "eval_fires"] == 3
-    assert s.loc[0, "label_auroc"] == pytest.approx(autolabel._auroc(fires, e + q))
-    assert s.loc[0, "enriched_auroc"] == pytest.approx(autolabel._auroc(fires, e))
-    assert s.loc[0, "promoted_auroc"] == pytest.approx(autolabel._auroc(fires, q))
+    assert s.loc[0, "token_auroc"] == pytest.approx(autolabel._auroc(fires, e))
+    assert s.loc[0, "next_token_auroc"] == pytest.approx(autolabel._auroc(fires, q))
 
 
 def test_theme_part_scores_the_labels_theme():
@@ -97,7 +98,7 @@ def test_theme_part_scores_the_labels_theme():
     assert s.loc[0, "theme_auroc"] == 1.0  # fires on every token of theme B, labelled B
     assert s.loc[1, "theme_auroc"] == 0.5  # "any theme" flags nothing
     assert s.loc[2, "theme_auroc"] == pytest.approx((1 + 4 / 10) / 2)  # both firings in A; 6 of 10 others too
-    assert s.loc[0, "label_auroc"] == 0.5  # no tokens: nothing flagged
+    assert s.loc[0, "token_auroc"] == 0.5  # no tokens: nothing flagged
 
 
 def test_label_parts_and_build_labels_say_the_same():
@@ -193,3 +194,60 @@ def test_fires_matrix_refuses_feature_minus_one():
         autolabel.fires_matrix(index, np.array([0, -1]), np.arange(4))
     with pytest.raises(ValueError, match=r"row 4 is out of range"):
         autolabel.fires_matrix(index, np.array([0]), np.array([0, 4]))
+
+
+def test_smoothed_enrichment_prefers_a_common_token_to_a_rare_one():
+    # feature 0 fires on all 3 sightings of token 1 (rare) and on 30 of the 40 sightings of token 2
+    tokens = np.array([1] * 3 + [2] * 40 + [3] * 157)
+    index = index_from_rows({0: list(range(33))}, len(tokens), 1)
+    mask = np.ones(len(tokens), bool)
+    raw = autolabel.enrichment(index, tokens, mask, prior=0)
+    assert raw["token"].tolist()[:2] == [1, 2]  # the raw lift puts the rare token first
+    enr = autolabel.enrichment(index, tokens, mask)
+    assert enr["token"].tolist()[:2] == [2, 1]
+    row = enr.set_index("token").loc[1]
+    assert row["smoothed"] == pytest.approx(row["ratio"] * 3 / (3 + autolabel.PRIOR))
+    assert row["token_count"] == 3
+    with pytest.raises(ValueError, match="prior"):
+        autolabel.enrichment(index, tokens, mask, prior=-1)
+
+
+def test_detection_counts_sum_to_the_token_auroc():
+    rng = np.random.default_rng(3)
+    n = 240
+    tokens = rng.integers(0, 6, n)
+    prompts = np.repeat(np.arange(8), 30)
+    f = (rng.random((n, 4)) < 0.2) | (tokens[:, None] == np.arange(4))
+    r, c = np.nonzero(f)
+    index = F.FeatureIndex.from_entries(r, c, np.ones(len(r), np.float32), n, 4)
+    p = parts(enriched=[[0, -1, -1], [1, 5, -1], [2, -1, -1], [4, -1, -1]], promoted=[[0, 0]] * 4)
+    ev = prompts >= 3
+    nxt = np.full(n, -1)
+    s = autolabel.label_detection_scores(index, tokens, nxt, ev, p, seed=2)
+    cnt = autolabel.detection_counts(index, tokens, ev, p, prompts, seed=2)
+    assert cnt.own.shape == (4, 5, 2, 2) and cnt.groups.tolist() == [3, 4, 5, 6, 7]
+    assert cnt.own.sum((1, 2, 3)).tolist() == [ev.sum()] * 4
+    np.testing.assert_allclose(autolabel.auroc_from_counts(cnt.own), s["token_auroc"])
+    np.testing.assert_allclose(autolabel.auroc_from_counts(cnt.random), s["token_auroc_random"])
+    # weights = how often each prompt is drawn: drawing prompt 3 twice equals duplicating its tokens
+    w = np.array([2, 1, 1, 1, 0])
+    keep = np.isin(prompts, [3, 4, 5, 6])
+    dup = np.concatenate([np.flatnonzero(prompts == 3), np.flatnonzero(keep)])
+    want = [autolabel._auroc(f[dup, i], np.isin(tokens[dup], p.enriched[i])) for i in range(4)]
+    np.testing.assert_allclose(autolabel.auroc_from_counts(cnt.own, w), want)
+    assert autolabel.auroc_from_counts(cnt.own, np.stack([w, w])).shape == (2, 4)
+    assert cnt.subset([2, 0]).units.tolist() == [2, 0]
+    with pytest.raises(ValueError, match="one entry per store row"):
+        autolabel.detection_counts(index, tokens, ev, p, prompts[:-1])
+
+
+def test_top_token_in_label():
+    # feature 0 peaks on token 5 (labelled), feature 1 on token 9 (not labelled), feature 2 fires
+    # on held-out rows only
+    index = F.FeatureIndex.from_entries(
+        np.array([0, 1, 2, 5, 8]), np.array([0, 0, 1, 1, 2]), np.array([3.0, 1.0, 0.5, 2.0, 1.0]), 12, 3
+    )
+    p = parts(enriched=[[5, 7, -1], [5, -1, -1], [8, -1, -1]], promoted=[[0, 0]] * 3)
+    mask = np.arange(12) < 8
+    got = autolabel.top_token_in_label(index, TOKENS, mask, p)
+    assert got.tolist()[:2] == [1.0, 0.0] and np.isnan(got[2])

@@ -44,13 +44,42 @@ def test_a_unit_that_tracks_a_token_gets_a_perfect_label():
     W_U[6:, 0] = 1.0  # unit 0 promotes tokens 6 and 7, which never occur: only its enriched token counts
     nxt = autolabel.next_tokens(tokens, docs, pos)
     themes = ["x", "y"]
-    out = N.unit_labels(u, tokens, nxt, docs % 2, themes, train, ev, W_U, seed=0)
-    assert out.index.name == "MLP neuron" and out.loc[0, "label_auroc"] == 1.0
-    assert out.loc[0, "enriched_auroc"] == 1.0 and "label" not in out.columns
-    cmp = N.compare_kinds({"a": out, "b": out}, n_boot=50)
-    assert isinstance(cmp.loc["a", "mean"], Interval) and cmp.loc["a", "units"] == 2
+    out, counts = N.unit_labels(u, tokens, nxt, docs % 2, themes, train, ev, W_U, docs, seed=0)
+    assert out.index.name == "MLP neuron" and out.loc[0, "token_auroc"] == 1.0
+    assert out.loc[0, "next_token_auroc"] == 0.5 and "label" not in out.columns
+    assert counts.groups.tolist() == [15, 16, 17, 18, 19]  # the held-out prompts are the groups
+    cmp = N.compare_kinds({"a": counts, "b": counts}, n_boot=50)
+    iv = cmp.loc["a", "mean"]
+    assert isinstance(iv, Interval) and cmp.loc["a", "units"] == 2 and cmp.loc["a", "prompts"] == 5
+    assert iv.n == 5 and iv.value == pytest.approx(out["token_auroc"].mean())
     with pytest.raises(ValueError, match="too few"):
-        N.compare_kinds({"a": out.iloc[:1]})
+        N.compare_kinds({"a": counts.subset([0])})
+    diff = N.kind_differences({"a": counts, "b": counts}, [("a", "b")], n_boot=50)
+    assert diff.loc[0, "mean a - mean b"].value == 0 and not diff.loc[0, "clear"]
+
+
+def test_compare_kinds_resamples_prompts_not_units():
+    """Every interval is over groups (prompts): one prompt where the label fails widens the interval,
+    however many units there are; and kinds counted on other prompts are refused."""
+    rng = np.random.default_rng(5)
+    n_units, n_groups = 40, 6
+    own = np.zeros((n_units, n_groups, 2, 2), np.int64)
+    own[:, :, 1, 1] = 5  # flagged and firing
+    own[:, :, 0, 0] = 50  # silent, not flagged
+    own[:, 0, 1, 1], own[:, 0, 0, 1] = 0, 5  # prompt 0: every firing missed
+    rnd = rng.integers(1, 20, own.shape)
+    c = autolabel.DetectionCounts(np.arange(n_units), np.arange(n_groups), own, rnd)
+    per_unit = autolabel.auroc_from_counts(own)
+    assert per_unit == pytest.approx(np.full(n_units, (25 / 30 + 1) / 2))
+    cmp = N.compare_kinds({"k": c}, n_boot=300)
+    iv = cmp.loc["k", "mean"]
+    assert iv.n == n_groups and iv.low < iv.value < iv.high and iv.high - iv.low > 0.05
+    other = autolabel.DetectionCounts(np.arange(n_units), np.arange(1, n_groups + 1), own, rnd)
+    with pytest.raises(ValueError, match="other held-out prompts"):
+        N.compare_kinds({"k": c, "o": other})
+    d = N.prompt_draws(n_groups, 10, seed=3)
+    assert d.shape == (10, n_groups) and (d.sum(1) == n_groups).all()
+    np.testing.assert_array_equal(d, N.prompt_draws(n_groups, 10, seed=3))
 
 
 def test_sae_units_fire_where_positive():
@@ -81,5 +110,13 @@ def test_sae_units_score_as_the_feature_labels_do():
     enr = autolabel.enrichment(index, tokens, train)
     parts = autolabel.label_parts(lifts, enr, autolabel.top_logit_tokens(W_dec, W_U))
     want = autolabel.label_detection_scores(index, tokens, nxt, ev, parts, seed=4, theme_codes=codes)
-    got = N.unit_labels(N.sae_units(index, W_dec), tokens, nxt, codes, themes, train, ev, W_U, seed=4)
+    got, counts = N.unit_labels(
+        N.sae_units(index, W_dec), tokens, nxt, codes, themes, train, ev, W_U, docs, seed=4
+    )
     pd.testing.assert_frame_equal(got[want.columns], want, check_names=False)
+    want_counts = autolabel.detection_counts(index, tokens, ev, parts, docs, seed=4)
+    np.testing.assert_array_equal(counts.own, want_counts.own)
+    np.testing.assert_allclose(autolabel.auroc_from_counts(counts.own), want["token_auroc"], equal_nan=True)
+    np.testing.assert_allclose(
+        autolabel.auroc_from_counts(counts.random), want["token_auroc_random"], equal_nan=True
+    )

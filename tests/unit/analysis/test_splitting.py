@@ -176,3 +176,45 @@ def test_child_overlaps_refuses_feature_minus_one():
     np.testing.assert_allclose(sp.child_overlaps(s, "wide", index, [1.0, 0]), [1.0, 0.0])
     with pytest.raises(ValueError, match="min_children .* = '2' must be a whole number in 1..2"):
         s.candidates("wide", min_children="2")  # was a raw TypeError
+
+
+def test_random_like_stays_in_the_rows_subspace():
+    rng = np.random.default_rng(4)
+    basis = np.linalg.qr(rng.normal(size=(64, 64)))[0][:4]  # rows live in 4 of 64 dimensions
+    W = rng.normal(size=(300, 4)) @ basis
+    R = sp.random_like(W, n=500, seed=1)
+    assert R.shape == (500, 64)
+    outside = R.double().numpy() - (R.double().numpy() @ basis.T) @ basis
+    assert np.abs(outside).max() < 1e-6 * float(R.abs().max())
+    assert 2 < sp.participation_ratio(W) <= 4 + 1e-9 and sp.participation_ratio(np.eye(64)) == pytest.approx(
+        64
+    )
+    torch.testing.assert_close(R, sp.random_like(W, n=500, seed=1))
+    assert len(sp.random_like(W, seed=0)) == 300  # as many as W by default
+    # chance in the subspace is far above chance on the sphere
+    iso = sp.random_baseline(W, n=200, seed=0)
+    sub = sp.random_baseline(W, n=200, seed=0, like=W)
+    assert np.median(sub) > np.median(iso) + 0.3
+
+
+def test_refind_pairs_and_summary():
+    W_small, W_large, _ = planted()
+    rng = np.random.default_rng(1)
+    other = W_small + 0.01 * rng.normal(size=W_small.shape)  # a second small SAE: the same features
+    decs = {"s1": W_small, "s2": other, "L": W_large}
+    widths = {"s1": "x1", "s2": "x1", "L": "x4", "null": "random like x4"}
+    null = sp.random_like(W_large, seed=0)
+    pairs = sp.refind_pairs(decs, widths, nulls={"null": null})
+    got = set(zip(pairs["small"], pairs["large"], strict=True))
+    assert got == {("s1", "s2"), ("s1", "L"), ("s2", "L"), ("s1", "null"), ("s2", "null"), ("L", "null")}
+    same = pairs[(pairs["small"] == "s1") & (pairs["large"] == "s2")].iloc[0]
+    assert same["share matched"] == 1.0 and same["mean children"] == pytest.approx(1.0)
+    to_large = pairs[(pairs["small"] == "s1") & (pairs["large"] == "L")].iloc[0]
+    assert to_large["share with >= 2 children"] == pytest.approx(2 / 6)  # features 0 and 1 split
+    summ = sp.refind_summary(pairs)
+    assert summ.loc[("x1", "x4"), "pairs"] == 2 and summ.loc[("x1", "x1"), "pairs"] == 1
+    assert summ.loc[("x1", "x4"), "share matched: min"] <= summ.loc[("x1", "x4"), "share matched: max"]
+    with pytest.raises(ValueError, match="widths has no entry"):
+        sp.refind_pairs(decs, {"s1": "x1"})
+    with pytest.raises(ValueError, match="refind_pairs"):
+        sp.refind_summary(pairs[["small"]])

@@ -16,8 +16,8 @@ def test_score_figure_has_one_panel_per_kind():
     df = pd.DataFrame(
         {
             "eval_fires": rng.integers(0, 9, 40),
-            "label_auroc": rng.uniform(0.4, 1, 40),
-            "label_auroc_random": 0.5,
+            "token_auroc": rng.uniform(0.4, 1, 40),
+            "token_auroc_random": 0.5,
         }
     )
     fig = plot_unit_scores({"residual dimension": df, "MLP neuron": df, "SAE feature": df})
