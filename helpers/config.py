@@ -151,9 +151,16 @@ class Profile:
     sweep_k: tuple[int, ...] = (16, 64)
     # L1 runs at the λ a search finds for each target L0 (helpers.sae.search; notebook 03, §7), so that L1 and
     # TopK are compared at matched sparsity; each search trains at most l1_search_tries runs
-    l1_targets: tuple[int, ...] = (32, 64)
+    l1_targets: tuple[int, ...] = (32,)
     l1_search_tries: int = 2
+    # §7's runs: sweep_steps steps on compare_share of the training documents (150 x 1,024 tokens on a quarter
+    # of the 282k rows: 2.2 passes, so both recipes see every row), each recipe's learning rate chosen from
+    # its grid by held-out FVU, then compare_seeds training seeds at the chosen rate
     sweep_steps: int = 150
+    compare_share: float = 0.25
+    compare_lrs_topk: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+    compare_lrs_l1: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    compare_seeds: tuple[int, ...] = (0, 1, 2)
     eval_frac: float = 0.2
     ce_docs: int = 80  # every held-out analysis text (>= 50, for the bootstrap intervals)
     # the bad runs (helpers.sae.bad_runs) train on the first bad_run_tokens rows: 12 steps (1.5 passes) at
@@ -211,6 +218,8 @@ CI = Profile(
     topk=replace(_TOPK, steps=40),
     l1=replace(_L1, steps=20),
     sweep_steps=20,
+    compare_share=1.0,
+    compare_seeds=(0, 1),
     ce_docs=4,
     steer_new_tokens=8,
     toy_steps=100,
