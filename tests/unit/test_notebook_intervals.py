@@ -43,6 +43,6 @@ def test_interval_calls_name_their_unit(nb):
 
 
 def test_the_check_catches_a_call_without_groups():
-    src = "iv = sae_eval.ce_recovered_interval(res, 'a', 'mean', seed=0)\nok = mean_interval(v)  # unit: texts"
+    src = "iv = ce_recovered_interval(res, 'a', 'mean', seed=0)\nok = mean_interval(v)  # unit: texts"
     found = [(n, ln) for n, node, ln in _calls(src) if "groups" not in {k.arg for k in node.keywords}]
     assert [n for n, ln in found if "# unit:" not in ln] == ["ce_recovered_interval"]
