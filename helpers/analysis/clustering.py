@@ -199,6 +199,35 @@ def seed_summary(values) -> dict[str, float]:
     }
 
 
+def spread_text(values) -> str:
+    """``mean ± sd [min, max]`` of one score over seeds, as one short string for a table."""
+    s = seed_summary(values)
+    return f"{s['mean']:.3f} ± {s['sd']:.3f} [{s['min']:.3f}, {s['max']:.3f}]"
+
+
+def seed_grid(
+    reps: dict[str, dict[str, np.ndarray]],
+    themes: np.ndarray,
+    k: int,
+    seeds,
+    weightings: dict[str, tuple[str, int]],
+) -> pd.DataFrame:
+    """k-means scores of every representation under every pooling and weighting, one row per seed:
+    ``pool, representation, weighting, seed, purity, ARI, NMI``. ``reps`` maps a pooling to
+    ``{representation: X}``; ``weightings`` maps a label to :func:`prepare`'s ``(weighting, min_docs)``.
+    tf-idf is skipped for a representation with negative values (the raw residual stream)."""
+    rows = []
+    for pool, by_name in reps.items():
+        for name, X in by_name.items():
+            for label, (weighting, min_docs) in weightings.items():
+                if weighting == "tfidf" and (np.asarray(X) < 0).any():
+                    continue
+                per_seed = seed_scores(prepare(X, weighting, min_docs), themes, k, seeds).reset_index()
+                rows.append(per_seed.assign(pool=pool, representation=name, weighting=label))
+    cols = ["pool", "representation", "weighting", "seed", "purity", "ARI", "NMI"]
+    return pd.concat(rows, ignore_index=True)[cols]
+
+
 MIN_SEEDS = 3
 
 
@@ -276,6 +305,21 @@ def probe_interval(correct: np.ndarray, groups: np.ndarray, **kw) -> Interval:
     (``a.astype(float) - b``) give the interval of their accuracy gap, paired by prompt."""
     v = np.asarray(correct, dtype=np.float64)
     return grouped_interval(v, check_groups(groups, len(v)), **kw)
+
+
+def probe_ranking(correct: dict[str, np.ndarray], groups: np.ndarray, **kw) -> pd.DataFrame:
+    """Every pair of representations' probe accuracies, the higher first: ``above, below, gap`` (an
+    :class:`~helpers.stats.Interval` of the accuracy difference, paired by document and resampled by
+    prompt) and ``ranked`` (True when that interval excludes 0)."""
+    acc = {name: np.asarray(c, dtype=np.float64) for name, c in correct.items()}
+    g = check_groups(groups, len(next(iter(acc.values()))) if acc else 0)
+    order = sorted(acc, key=lambda n: -acc[n].mean())
+    rows = []
+    for i, a in enumerate(order):
+        for b in order[i + 1 :]:
+            gap = probe_interval(acc[a] - acc[b], g, **kw)
+            rows.append({"above": a, "below": b, "gap": gap, "ranked": gap.excludes(0.0)})
+    return pd.DataFrame(rows, columns=["above", "below", "gap", "ranked"])
 
 
 def mean_ranking(X: np.ndarray, labels: np.ndarray, c: int, n: int = 5) -> np.ndarray:

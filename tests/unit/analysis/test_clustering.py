@@ -143,3 +143,35 @@ def test_probe_never_trains_on_a_sample_of_the_test_prompt():
     X = np.concatenate([np.eye(30)[prompt] * 5, rng.normal(size=(120, 5))], axis=1)
     acc = C.probe_correct(C.prepare(X), theme, prompt, folds=5, C=100.0).mean()
     assert acc < 0.6  # chance is 1/3; a by-document split would score near 1
+
+
+def test_seed_grid_covers_every_pool_and_skips_tfidf_for_signed_columns():
+    rng = np.random.default_rng(4)
+    X, theme, _ = _themed_docs(rng, n_prompts=6, samples=3, d=10)
+    reps = {"max": {"sparse": np.abs(X), "signed": X}, "mean": {"sparse": np.abs(X) / 2, "signed": X / 2}}
+    grid = C.seed_grid(reps, theme, 3, range(3), {"z": ("z", 1), "tf-idf": ("tfidf", 1)})
+    sizes = grid.groupby(["pool", "representation", "weighting"]).size()
+    assert sizes.to_dict() == {
+        ("max", "signed", "z"): 3,
+        ("max", "sparse", "tf-idf"): 3,
+        ("max", "sparse", "z"): 3,
+        ("mean", "signed", "z"): 3,
+        ("mean", "sparse", "tf-idf"): 3,
+        ("mean", "sparse", "z"): 3,
+    }
+    assert C.spread_text([0.1, 0.2, 0.3]) == "0.200 ± 0.100 [0.100, 0.300]"
+
+
+def test_probe_ranking_pairs_by_prompt():
+    groups = np.repeat(np.arange(10), 2)
+    good = np.ones(20, bool)
+    bad = np.zeros(20, bool)
+    half = np.tile([True, False], 10)
+    r = C.probe_ranking({"bad": bad, "good": good, "half": half}, groups, n_boot=200)
+    assert r[["above", "below"]].values.tolist() == [["good", "half"], ["good", "bad"], ["half", "bad"]]
+    assert r["ranked"].tolist() == [True, True, True]
+    assert r["gap"][0].n == 10 and r["gap"][0].value == pytest.approx(0.5)
+    noisy = np.tile([True, False, False, True], 5)
+    assert not C.probe_ranking({"half": half, "noisy": noisy}, groups, n_boot=200)["ranked"][0]
+    with pytest.raises(ValueError, match="pass groups"):
+        C.probe_ranking({"good": good, "bad": bad}, None)
