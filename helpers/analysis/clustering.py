@@ -272,6 +272,19 @@ def check_groups(groups, n: int) -> np.ndarray:
     return g
 
 
+def grouped_folds(themes: np.ndarray, groups: np.ndarray, folds: int) -> int:
+    """The folds a probe grouped by prompt and stratified by theme can use: ``folds`` capped at the fewest
+    prompts of any theme (a theme needs a prompt in every fold); one line when there are too few."""
+    themes = np.asarray(themes)
+    g = check_groups(groups, len(themes))
+    per_theme = pd.Series(g).groupby(themes).nunique()
+    if len(per_theme) < 2 or per_theme.min() < 2:
+        raise ValueError(
+            f"a grouped probe needs >= 2 themes with >= 2 prompts each, got {per_theme.to_dict()}"
+        )
+    return min(as_count(folds, "folds", 2), int(per_theme.min()))
+
+
 def probe_correct(
     Z: np.ndarray, themes: np.ndarray, groups: np.ndarray, folds: int = 5, seed: int = 0, C: float = 1.0
 ) -> np.ndarray:
@@ -287,12 +300,7 @@ def probe_correct(
     g = check_groups(groups, len(Z))
     if len(themes) != len(Z):
         raise ValueError(f"themes has {len(themes)} labels for {len(Z)} documents; pass one per document")
-    per_theme = pd.Series(g).groupby(themes).nunique()
-    if len(per_theme) < 2 or per_theme.min() < 2:
-        raise ValueError(
-            f"a grouped probe needs >= 2 themes with >= 2 prompts each, got {per_theme.to_dict()}"
-        )
-    folds = min(as_count(folds, "folds", 2), int(per_theme.min()))
+    folds = grouped_folds(themes, g, folds)
     split = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=as_count(seed, "seed", 0))
     pred = np.empty(len(Z), dtype=themes.dtype)
     for train, test in split.split(Z, themes, g):

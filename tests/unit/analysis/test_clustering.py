@@ -175,3 +175,13 @@ def test_probe_ranking_pairs_by_prompt():
     assert not C.probe_ranking({"half": half, "noisy": noisy}, groups, n_boot=200)["ranked"][0]
     with pytest.raises(ValueError, match="pass groups"):
         C.probe_ranking({"good": good, "bad": bad}, None)
+
+
+def test_grouped_folds_caps_at_the_fewest_prompts_of_a_theme():
+    themes = np.array(list("aaaabbbbbb"))
+    groups = np.array([0, 0, 1, 2, 3, 4, 5, 6, 7, 8])  # theme a: 3 prompts
+    assert C.grouped_folds(themes, groups, 5) == 3
+    with pytest.raises(ValueError, match="pass groups"):
+        C.grouped_folds(themes, None, 5)
+    with pytest.raises(ValueError, match=">= 2 prompts each"):
+        C.grouped_folds(themes, np.array([0] * 4 + [1] * 6), 5)
