@@ -1,10 +1,12 @@
 """The SAE's training corpus: what the SAE learns from, apart from the 100 themed prompts.
 
-The report's 100 prompts stay the *analysis* set that notebooks 04-06 read and cluster. An SAE's
-held-out quality is data-bound (every doubling of distinct tokens bought ~0.07 of held-out FVU), so
-the SAE also trains on a broader corpus: 2,262 seed prompts (``data/corpus_prompts.csv``: 174 topics
-in 14 domains x 13 genres -- explanations, histories, Q&A, stories, lists, diaries, interviews,
-lecture notes, reviews, news, code), one sampled continuation each. Generating it takes longer than
+The report's 100 prompts stay the *analysis* set that notebooks 04-06 read and cluster. Their
+samples repeat 100 topics, while the SAE must also read text the prompts never asked for, so it also
+trains on a broader corpus: 2,262 seed prompts (``data/corpus_prompts.csv``: 174 topics in 14
+domains, each topic in all 13 genres -- explanation, history, Q&A, favourite thing, news, story,
+common mistakes, diary, comparison, interview, lecture notes, product review, Python script), one
+sampled continuation each. How much distinct text matters beside training steps is what notebook
+03 §6 measures (a steps curve beside a data curve at equal passes). Generating it takes longer than
 a notebook should (~250k new tokens), so ``make corpus`` generates it once with the workbook's own
 seeded sampler (:mod:`helpers.data.generation`, :data:`helpers.config.CORPUS_GENERATION`) and the
 text is committed (``data/corpus.csv.gz`` + its marker ``data/corpus.json``); notebook 02 generates

@@ -100,7 +100,9 @@ def scan_layers(
 
     ``acts`` is ``[n_layers, n_tokens, d]``; ``doc_themes[doc]`` is each document's theme.
     Norms, dimensionality, outliers and the probe leave out the first token of each document
-    (the attention sink), which would otherwise dominate them.
+    (the attention sink), which would otherwise dominate them: ``first_norm`` is the mean norm of
+    the first tokens, ``other_norm`` that of all other tokens (``sink_ratio`` is their quotient). The
+    report's ``sum``/``max``/``mean`` keep every token, as the report did.
     """
     later = np.asarray(positions) > 0
     doc_themes = np.asarray(doc_themes)
@@ -115,7 +117,7 @@ def scan_layers(
             {
                 "layer": layer,
                 **report_stats(x),
-                "mean_norm": float(norms[later].mean()),
+                "other_norm": float(norms[later].mean()),
                 "first_norm": float(norms[~later].mean()),
                 "sink_ratio": sink_ratio(x, positions),
                 "top_dim": int(dims[0]),

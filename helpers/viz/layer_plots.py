@@ -25,7 +25,7 @@ def plot_scan(scan: pd.DataFrame, chosen: int | None = None):
     ax.legend(lines[0][0] + lines[1][0], lines[0][1] + lines[1][1], fontsize=8)
     ax = axes[0, 1]
     ax.plot(L, scan["first_norm"], "o-", label="first token")
-    ax.plot(L, scan["mean_norm"], "s-", label="other tokens")
+    ax.plot(L, scan["other_norm"], "s-", label="other tokens")
     ax.set_yscale("log")
     ax.set_title("mean token norm")
     ax.legend()

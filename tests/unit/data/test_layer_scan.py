@@ -76,6 +76,9 @@ def test_scan_layers_shapes():
     assert {"sum", "max", "mean", "sink_ratio", "participation_ratio", "probe_acc", "top_dims"} <= set(
         df.columns
     )
+    # one norm per population: first tokens, other tokens; the sink ratio is their quotient
+    assert "mean_norm" not in df.columns
+    np.testing.assert_allclose(df["sink_ratio"], df["first_norm"] / df["other_norm"])
 
 
 def _scan_file(tmp_path, monkeypatch, **fields):
