@@ -182,11 +182,14 @@ class Profile:
     split_wide_seeds: int = 2
     # 06 steering: new tokens per steered text
     steer_new_tokens: int = 20
-    steer_prompts: int = 16  # neutral prompts per measured point (each sampled steer_samples times)
-    steer_samples: int = 3
-    # 06 attribution: held-out texts attributed, top features ablated per text, bootstrap resamples
+    # neutral prompts per measured point, each continued once per sampling seed (5 features x 2 methods x
+    # 3 strengths x 12 prompts x 3 seeds = 1,080 steered texts, plus 36 unsteered)
+    steer_prompts: int = 12
+    steer_seeds: int = 3
+    # 06 attribution: held-out texts attributed, top and random active features ablated per text, resamples
     attr_prompts: int = 20
     attr_features: int = 10
+    attr_random: int = 10
     attr_boot: int = 2000
     seed: int = 0
 
@@ -227,9 +230,10 @@ CI = Profile(
     units_boot=200,
     toy_sae_steps=30,
     steer_prompts=4,
-    steer_samples=1,
+    steer_seeds=2,
     attr_prompts=3,
     attr_features=4,
+    attr_random=4,
     attr_boot=200,
 )
 

@@ -36,7 +36,7 @@ from torch import nn
 from helpers.model.blocks import accepts, validate_layer
 from helpers.model.hooks import edit_block
 from helpers.sae.model import BaseSAE
-from helpers.stats import Interval, bootstrap
+from helpers.stats import Interval, bootstrap, group_bootstrap
 from helpers.validate import as_count, as_finite, as_index, context_length, token_limit
 
 
@@ -267,17 +267,22 @@ def ablation_effects(
     result: Attribution,
     features: Sequence[int] | None = None,
     n: int = 10,
-    factor: float = 0.0,
+    factor: float | Sequence[float] = 0.0,
     batch_size: int = 16,
 ) -> np.ndarray:
     """The measured drop of ``result``'s metric, m(clean) − m(edited), when each feature (default:
-    the ``n`` top features of ``result``) is multiplied by ``factor`` (0: ablated) at every spliced
-    position, error term and every other latent unchanged. One batch row per feature plus a clean
-    row, so a whole list costs one forward pass per ``batch_size`` features; blocks 0..``layer`` run
-    once, for a single row, and the batch widens at the splice."""
+    the ``n`` top features of ``result``) is multiplied by ``factor`` (0: ablated; one number, or one
+    per feature) at every spliced position, error term and every other latent unchanged. One batch
+    row per feature plus a clean row, so a whole list costs one forward pass per ``batch_size``
+    features; blocks 0..``layer`` run once, for a single row, and the batch widens at the splice."""
     feats = result.top(n)["feature"].tolist() if features is None else [sae.feature_id(i) for i in features]
     batch_size = as_count(batch_size, "batch_size")
-    factor = as_finite(factor, "factor")
+    if np.ndim(factor) == 0:
+        factors = [as_finite(factor, "factor")] * len(feats)
+    else:
+        factors = [as_finite(x, "factor") for x in factor]
+        if len(factors) != len(feats):
+            raise ValueError(f"{len(feats)} features but {len(factors)} factors; give one factor per feature")
     if not feats:
         return np.zeros(0)
     s = int(result.skip_first)
@@ -286,15 +291,16 @@ def ablation_effects(
     out = []
     for b in range(0, len(feats), batch_size):
         chunk = torch.tensor(feats[b : b + batch_size], device=dev)
+        keep = torch.tensor(factors[b : b + batch_size], device=dev, dtype=torch.float32)
 
-        def edit(h: torch.Tensor, chunk: torch.Tensor = chunk) -> torch.Tensor:
+        def edit(h: torch.Tensor, chunk: torch.Tensor = chunk, keep: torch.Tensor = keep) -> torch.Tensor:
             # h is one row [1, T, d]: blocks 0..layer ran once; from here on the batch has one clean
             # row and one row per feature (the blocks broadcast their position embeddings and mask)
             x = h[0, s:].float()
             f = sae.encode(x)[:, chunk]  # [T - s, features]
             w = sae.W_dec[chunk] / sae.scale  # [features, d]
             new = h.float().expand(len(chunk) + 1, -1, -1).clone()
-            new[1:, s:] -= (1.0 - factor) * f.T.unsqueeze(-1) * w.unsqueeze(1)
+            new[1:, s:] -= ((1.0 - keep).unsqueeze(-1) * f.T).unsqueeze(-1) * w.unsqueeze(1)
             return new.to(h.dtype)
 
         with edit_block(model, result.layer, edit):
@@ -305,6 +311,21 @@ def ablation_effects(
             )
         out.append((m[0] - m[1:]).double().cpu().numpy())
     return np.concatenate(out)
+
+
+def ablation_path(
+    model: nn.Module, sae: BaseSAE, result: Attribution, feature: int, removed: Sequence[float]
+) -> np.ndarray:
+    """The measured drop of ``result``'s metric when ``feature`` is scaled down by each fraction of
+    ``removed`` (0: untouched, 1: ablated) at every spliced position, in one batch: the real curve that
+    activation × gradient replaces by its tangent at 0 removed (drop ≈ fraction × attribution). A
+    *saturated* feature's curve is flat near 0 and drops late; an overshooting one bends the other way."""
+    fr = [as_finite(x, "removed fraction") for x in removed]
+    if not fr:
+        raise ValueError("give at least one fraction to remove (0..1)")
+    return ablation_effects(
+        model, sae, result, [feature] * len(fr), factor=[1.0 - x for x in fr], batch_size=len(fr)
+    )
 
 
 # --- attribution against ablation, over many prompts -----------------------------------------------
@@ -334,20 +355,32 @@ def correlations(attributed: np.ndarray, measured: np.ndarray) -> tuple[float, f
 
 @dataclass(frozen=True)
 class AttributionCheck:
-    """Attributed against measured drops, one row per (prompt, top feature) in ``pairs``
-    (columns prompt_id, prompt, target, rank, feature, activation, attributed, measured)."""
+    """Attributed against measured drops, one row per (prompt, ablated feature) in ``pairs`` (columns
+    prompt_id, prompt, target, kind, rank, feature, activation, attributed, measured): ``kind`` "top"
+    for the prompt's features of largest |attribution|, "random" for active features drawn uniformly
+    among the rest (the baseline). ``pearson`` and ``spearman`` are over the top pairs."""
 
     pairs: pd.DataFrame
     pearson: float
     spearman: float
     seconds: float
 
-    def intervals(self, n_boot: int = 2000, seed: int = 0) -> dict[str, Interval]:
-        """Bootstrap 95% intervals of both correlations, resampling whole prompts (a prompt's
-        features share one forward pass, so they are not independent units)."""
-        pid = self.pairs["prompt_id"].to_numpy()
+    def _kind(self, kind: str | None) -> pd.DataFrame:
+        if kind is None:
+            return self.pairs
+        sub = self.pairs[self.pairs["kind"] == kind]
+        if sub.empty:
+            raise ValueError(f"no pairs of kind {kind!r}; the kinds are {sorted(set(self.pairs['kind']))}")
+        return sub
+
+    def intervals(self, n_boot: int = 2000, seed: int = 0, kind: str | None = "top") -> dict[str, Interval]:
+        """Bootstrap 95% intervals of both correlations over the pairs of ``kind`` (None: all),
+        resampling whole prompts (a prompt's features share one forward pass, so they are not
+        independent units)."""
+        pairs = self._kind(kind)
+        pid = pairs["prompt_id"].to_numpy()
         groups = [np.flatnonzero(pid == u) for u in np.unique(pid)]
-        a, m = self.pairs["attributed"].to_numpy(), self.pairs["measured"].to_numpy()
+        a, m = pairs["attributed"].to_numpy(), pairs["measured"].to_numpy()
 
         def stat(k: int):
             def f(idx: np.ndarray) -> float:
@@ -362,6 +395,54 @@ class AttributionCheck:
             for k, name in enumerate(("pearson", "spearman"))
         }
 
+    def by_kind(self, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+        """One row per kind of ablated feature (top by |attribution|, random active): pairs, prompts,
+        Pearson and Spearman r, the share with the sign right, the median |measured| / |attributed|,
+        and the mean |measured drop| with a bootstrap 95% interval over prompts (how much ablating
+        such a feature moves the metric: attribution is worth its cost only if its top features move
+        it more than random ones)."""
+        rows = []
+        for kind in dict.fromkeys(self.pairs["kind"]):
+            pairs = self._kind(kind)
+            ci = self.intervals(n_boot, seed, kind) if pairs["prompt_id"].nunique() >= 2 else None
+            att, mea = pairs["attributed"].to_numpy(), pairs["measured"].to_numpy()
+            size = np.abs(mea)
+            iv = (
+                group_bootstrap(
+                    lambda i, size=size: float(size[i].mean()),
+                    pairs["prompt_id"].to_numpy(),
+                    n_boot,
+                    seed=seed,
+                )
+                if pairs["prompt_id"].nunique() >= 2
+                else None
+            )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.abs(mea) / np.abs(att)
+            rows.append(
+                {"kind": kind, "pairs": len(pairs), "prompts": pairs["prompt_id"].nunique()}
+                | {"pearson": str(ci["pearson"]) if ci else "", "spearman": str(ci["spearman"]) if ci else ""}
+                | {"same sign": float((np.sign(att) == np.sign(mea)).mean())}
+                | {"median |measured|/|attributed|": float(np.nanmedian(ratio[np.isfinite(ratio)]))}
+                | {"mean |measured|": float(size.mean()), "low": iv.low if iv else np.nan}
+                | {"high": iv.high if iv else np.nan}
+            )
+        return pd.DataFrame(rows).set_index("kind")
+
+
+def worst_misses(pairs: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """The ``n`` pairs where the linear estimate misses the measured drop most (|measured − attributed|),
+    with the gap and what kind of miss it is: "saturated" where the real drop is larger than the slope
+    predicts (|measured| > |attributed|, same sign: flat near the clean run, the effect comes late),
+    "overshoot" where it is smaller, "wrong sign" where they disagree in sign."""
+    n = as_count(n, "n")
+    gap = pairs["measured"] - pairs["attributed"]
+    same = np.sign(pairs["measured"]) == np.sign(pairs["attributed"])
+    larger = pairs["measured"].abs() > pairs["attributed"].abs()
+    miss = np.where(~same, "wrong sign", np.where(larger, "saturated", "overshoot"))
+    out = pairs.assign(gap=gap, miss=miss)
+    return out.reindex(gap.abs().sort_values(ascending=False, kind="stable").index).head(n)
+
 
 def attribution_vs_ablation(
     model: nn.Module,
@@ -370,12 +451,16 @@ def attribution_vs_ablation(
     layer: int,
     prompts: Sequence[str],
     n_features: int = 10,
-    batch_size: int = 16,
+    batch_size: int = 32,
+    n_random: int = 0,
+    seed: int = 0,
 ) -> AttributionCheck:
-    """For every prompt: the model's top next token as target, attribution of its logit, then the
-    ``n_features`` top features ablated one at a time. Returns the (attributed, measured) pairs
-    and their Pearson and Spearman correlations over all pairs."""
+    """For every prompt: the model's top next token as target, attribution of its logit, then its
+    ``n_features`` top features and ``n_random`` active features drawn at random among the others
+    (seeded by ``seed`` and the prompt's index) ablated one at a time, all in one widened batch.
+    Returns the (attributed, measured) pairs and the Pearson and Spearman correlations of the top ones."""
     n_features = as_count(n_features, "n_features")
+    n_random = as_count(n_random, "n_random", 0)
     prompts = list(prompts)
     if not prompts:
         raise ValueError("give at least one prompt")
@@ -390,22 +475,30 @@ def attribution_vs_ablation(
     for p_id, prompt in enumerate(prompts):
         res = attribute_features(model, tokenizer, sae, layer, prompt)
         top = res.top(n_features)
-        measured = ablation_effects(model, sae, res, top["feature"].tolist(), batch_size=batch_size)
-        for rank, (r, m) in enumerate(zip(top.itertuples(), measured, strict=True)):
+        others = np.setdiff1d(np.flatnonzero(res.fires > 0), top["feature"].to_numpy())
+        rng = np.random.default_rng([seed, p_id])
+        drawn = rng.choice(others, size=min(n_random, len(others)), replace=False) if n_random else []
+        feats = top["feature"].tolist() + [int(i) for i in drawn]
+        kinds = ["top"] * len(top) + ["random"] * len(drawn)
+        ranks = list(range(len(top))) + list(range(len(drawn)))
+        measured = ablation_effects(model, sae, res, feats, batch_size=batch_size)
+        for kind, rank, feat, m in zip(kinds, ranks, feats, measured, strict=True):
             rows.append(
                 {
                     "prompt_id": p_id,
                     "prompt": prompt,
                     "target": res.target_text,
+                    "kind": kind,
                     "rank": rank,
-                    "feature": int(r.feature),
-                    "activation": float(r.activation),
-                    "attributed": float(r.attribution),
+                    "feature": int(feat),
+                    "activation": float(res.acts[feat]),
+                    "attributed": float(res.scores[feat]),
                     "measured": float(m),
                 }
             )
     pairs = pd.DataFrame(rows)
-    if len(pairs) < 2:
+    top_pairs = pairs[pairs["kind"] == "top"] if len(pairs) else pairs
+    if len(top_pairs) < 2:
         raise ValueError("fewer than 2 (attributed, measured) pairs; give more prompts or features")
-    pearson, spearman = correlations(pairs["attributed"].to_numpy(), pairs["measured"].to_numpy())
+    pearson, spearman = correlations(top_pairs["attributed"].to_numpy(), top_pairs["measured"].to_numpy())
     return AttributionCheck(pairs, pearson, spearman, time.perf_counter() - t0)

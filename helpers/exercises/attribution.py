@@ -82,7 +82,11 @@ def _attribute_judge(case: Case, out: Case) -> str | None:
                 fg[-1],
                 "sum over every position, not only the last one: earlier positions feed the prediction too",
             ),
-            (fg[1:].sum(0), "a position is missing: sum over all positions (dim 0), including the first"),
+            (
+                fg[1:].sum(0),
+                "a row is missing: sum over every row of f (dim 0), the first row included; f holds only "
+                "the spliced positions (the attention sink is already left out), so every row counts",
+            ),
             (fg[:-1].sum(0), "a position is missing: sum over all positions (dim 0), including the last"),
             (fg.sum(1), "that sums over features (one number per position); sum over positions: dim 0"),
         ],

@@ -3,7 +3,8 @@
 A block returns its output hidden state either alone or as the first item of a tuple (depending
 on the architecture and the transformers version). :func:`block_output` reads it,
 :func:`edit_block` replaces it while a ``with`` block is active and always removes its hook,
-:func:`read_input` hands a module's input (an MLP's, its output projection's) to a function, and
+:func:`read_input` hands a module's input (an MLP's, its output projection's) to a function,
+:func:`read_call` hands a model's call (its positional and keyword arguments) to a function, and
 :func:`run_until` runs a forward pass only as far as the last block it needs. Every capture,
 generation, CE evaluation and steering path goes through these.
 """
@@ -60,6 +61,22 @@ def read_input(module: nn.Module, fn: Callable[[torch.Tensor], None]) -> Iterato
         fn(args[0])
 
     handle = module.register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def read_call(model: nn.Module, fn: Callable[[tuple, dict], None]) -> Iterator[None]:
+    """While active, ``fn(args, kwargs)`` is called with the arguments of every call of ``model``
+    before it runs (a forward pre-hook with keywords: read, never changed): how an edit learns the
+    positions of the tokens it sees. Removed on exit, also on raise."""
+
+    def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+        fn(args, kwargs)
+
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
     try:
         yield
     finally:

@@ -84,12 +84,25 @@ def attribution_html(
 
 def attribution_scatter(check: AttributionCheck, intervals: dict[str, Interval] | None = None) -> plt.Figure:
     """Attributed (activation × gradient) against measured (ablation) drop of the metric, one dot
-    per (prompt, top feature); the diagonal is a perfect first-order estimate."""
+    per (prompt, top feature), one grey cross per (prompt, random active feature) when the check
+    ablated any; the diagonal is a perfect first-order estimate. ``intervals``: those of the top pairs."""
     p = check.pairs
+    top = p[p["kind"] == "top"] if "kind" in p else p
+    rnd = p[p["kind"] == "random"] if "kind" in p else p.iloc[:0]
     fig, ax = plt.subplots(figsize=(5.5, 5))
     cmap = plt.get_cmap("tab20")
-    for k, (_, g) in enumerate(p.groupby("prompt_id", sort=True)):
+    for k, (_, g) in enumerate(top.groupby("prompt_id", sort=True)):
         ax.scatter(g["attributed"], g["measured"], s=18, color=cmap(k % 20), alpha=0.8)
+    if len(rnd):
+        ax.scatter(
+            rnd["attributed"],
+            rnd["measured"],
+            s=16,
+            color="grey",
+            marker="x",
+            alpha=0.7,
+            label=f"{len(rnd)} random active features",
+        )
     lo = float(min(p["attributed"].min(), p["measured"].min()))
     hi = float(max(p["attributed"].max(), p["measured"].max()))
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="measured = attributed")
@@ -98,12 +111,34 @@ def attribution_scatter(check: AttributionCheck, intervals: dict[str, Interval] 
     ax.set_xlabel("attributed drop  Σ_t f·∂m/∂f  (logits)")
     ax.set_ylabel("measured drop when the feature is ablated  (logits)")
     if intervals:
-        stats = f"Pearson {intervals['pearson']}, Spearman {intervals['spearman']}"
+        stats = f"top: Pearson {intervals['pearson']}, Spearman {intervals['spearman']}"
     else:
-        stats = f"Pearson {check.pearson:.3f}, Spearman {check.spearman:.3f}"
+        stats = f"top: Pearson {check.pearson:.3f}, Spearman {check.spearman:.3f}"
     n_prompts = p["prompt_id"].nunique()
-    ax.set_title(f"{len(p)} top features of {n_prompts} prompts (one colour per prompt)\n{stats}", fontsize=9)
+    ax.set_title(
+        f"{len(top)} top features of {n_prompts} prompts (one colour per prompt)\n{stats}", fontsize=9
+    )
     ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def ablation_paths_plot(paths: list[dict]) -> plt.Figure:
+    """One panel per feature: the measured drop of the metric as the feature is removed step by step
+    (``removed`` fractions, ``measured`` drops) against activation × gradient's straight line
+    (``attributed`` × fraction), titled by ``title``. Where the two part is where the estimate fails."""
+    if not paths:
+        raise ValueError("give at least one path to plot")
+    fig, axes = plt.subplots(1, len(paths), figsize=(4.2 * len(paths), 3.6), squeeze=False)
+    for ax, path in zip(axes[0], paths, strict=True):
+        x = np.asarray(path["removed"], dtype=np.float64)
+        ax.plot(x, path["measured"], "o-", label="measured (ablation)")
+        ax.plot(x, x * path["attributed"], "k--", label="activation × gradient")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xlabel("fraction of the feature removed")
+        ax.set_ylabel("drop of the logit")
+        ax.set_title(path.get("title", ""), fontsize=9)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -13,8 +13,12 @@ def plot_tradeoff(summary: pd.DataFrame, themes: dict[int, str]):
     """One panel per feature: perplexity (x, log) against theme score (y) for each method and strength,
     error bars the bootstrap 95% intervals of :func:`helpers.analysis.steering.summarize_steering`."""
     feats = list(dict.fromkeys(summary["feature"]))
-    fig, axes = plt.subplots(1, len(feats), figsize=(6.5 * len(feats), 4.5), squeeze=False)
-    for ax, f in zip(axes[0], feats, strict=True):
+    cols = min(3, len(feats))
+    rows = -(-len(feats) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(feats) :]:
+        ax.set_visible(False)
+    for ax, f in zip(axes.flat, feats, strict=False):
         sub = summary[summary["feature"] == f]
         for method, m in sub.groupby("method", sort=False):
             m = m.sort_values("strength")
@@ -36,8 +40,8 @@ def plot_tradeoff(summary: pd.DataFrame, themes: dict[int, str]):
                     )
         ax.set_xscale("log")
         ax.set_xlabel("perplexity under the unsteered model (fluency cost)")
-        ax.set_ylabel(f"share of words from the {themes.get(f, '?')} vocabulary")
-        ax.set_title(f"feature {f}: effect against cost (95% intervals)")
+        ax.set_ylabel(f"share of {themes.get(f, '?')} words")
+        ax.set_title(f"feature {f}: effect against cost (95% intervals)", fontsize=10)
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -79,7 +79,7 @@ def test_ablation_equals_clamping_the_feature_to_zero(make, sae, tokenizer):
     want = []
     with torch.no_grad():
         for i in feats:
-            with S.clamp_features(model, sae, LAYER, {i: 0.0}):
+            with S.clamp_features(model, sae, LAYER, {i: 0.0}, keep_first=False):
                 want.append(res.metric - float(model(input_ids=ids).logits[0, -1, res.target]))
     np.testing.assert_allclose(measured, want, rtol=1e-4, atol=1e-4)
 
@@ -148,6 +148,60 @@ def test_attribution_vs_ablation_pairs_and_intervals(model, sae, tokenizer):
     assert set(ci) == {"pearson", "spearman"} and all(isinstance(v, Interval) for v in ci.values())
     assert ci["pearson"].n == 3 and ci["pearson"].value == pytest.approx(chk.pearson)
     assert chk.seconds > 0
+
+
+def test_random_active_features_are_the_baseline(model, sae, tokenizer):
+    prompts = [PROMPT, "sleep is for health", "a model of data and code"]
+    chk = A.attribution_vs_ablation(model, tokenizer, sae, LAYER, prompts, n_features=3, n_random=4, seed=5)
+    p = chk.pairs
+    assert p.groupby(["prompt_id", "kind"]).size().unstack().to_dict("list") == {
+        "random": [4] * 3,
+        "top": [3] * 3,
+    }
+    for pid, g in p.groupby("prompt_id"):
+        res = A.attribute_features(model, tokenizer, sae, LAYER, prompts[pid])
+        rnd = g[g["kind"] == "random"]["feature"].to_numpy()
+        assert (res.fires[rnd] > 0).all() and not set(rnd) & set(g[g["kind"] == "top"]["feature"])
+        np.testing.assert_allclose(g["attributed"], res.scores[g["feature"]], atol=1e-6)
+        np.testing.assert_allclose(
+            g["measured"], A.ablation_effects(model, sae, res, g["feature"].tolist()), atol=1e-5
+        )
+    top = p[p["kind"] == "top"]
+    assert (chk.pearson, chk.spearman) == pytest.approx(A.correlations(top["attributed"], top["measured"]))
+    again = A.attribution_vs_ablation(model, tokenizer, sae, LAYER, prompts, n_features=3, n_random=4, seed=5)
+    assert again.pairs["feature"].tolist() == p["feature"].tolist()  # seeded
+    table = chk.by_kind(n_boot=50)
+    assert list(table.index) == ["top", "random"] and table.loc["random", "pairs"] == 12
+    assert table.loc["top", "low"] <= table.loc["top", "mean |measured|"] <= table.loc["top", "high"]
+    with pytest.raises(ValueError, match="no pairs of kind 'other'"):
+        chk.intervals(kind="other")
+    with pytest.raises(ValueError, match="n_random"):
+        A.attribution_vs_ablation(model, tokenizer, sae, LAYER, prompts, n_random=-1)
+
+
+def test_ablation_path_runs_from_untouched_to_ablated(model, sae, tokenizer):
+    res = A.attribute_features(model, tokenizer, sae, LAYER, PROMPT)
+    i = int(res.top(1)["feature"][0])
+    path = A.ablation_path(model, sae, res, i, [0.0, 0.5, 1.0])
+    assert path[0] == pytest.approx(0.0, abs=1e-5)
+    assert path[2] == pytest.approx(A.ablation_effects(model, sae, res, [i])[0], abs=1e-5)
+    assert path[1] == pytest.approx(A.ablation_effects(model, sae, res, [i], factor=0.5)[0], abs=1e-5)
+    # near 0 removed the path follows the tangent: drop ≈ fraction × attribution
+    small = A.ablation_path(model, sae, res, i, [1e-3])[0]
+    assert small == pytest.approx(1e-3 * res.scores[i], rel=0.05, abs=1e-6)
+    with pytest.raises(ValueError, match="one factor per feature"):
+        A.ablation_effects(model, sae, res, [i, i], factor=[0.0])
+    with pytest.raises(ValueError, match="at least one fraction"):
+        A.ablation_path(model, sae, res, i, [])
+
+
+def test_worst_misses_name_the_kind_of_miss():
+    import pandas as pd
+
+    pairs = pd.DataFrame({"attributed": [1.0, 2.0, -1.0, 0.5], "measured": [3.0, 0.5, 1.0, 0.6]})
+    got = A.worst_misses(pairs, n=3)
+    assert got["gap"].tolist() == [2.0, 2.0, -1.5]
+    assert got["miss"].tolist() == ["saturated", "wrong sign", "overshoot"]
 
 
 def test_text_prefixes(tokenizer):

@@ -102,7 +102,7 @@ def test_theme_score_and_nll(tokenizer):
     assert one[0] == pytest.approx(nll[1], rel=1e-4)  # batching and padding do not change it
 
 
-def _per_text(effect: float, n_prompts: int = 16, samples: int = 3, seed: int = 0):
+def _per_text(effect: float, n_prompts: int = 16, seeds: int = 3, seed: int = 0):
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -110,9 +110,9 @@ def _per_text(effect: float, n_prompts: int = 16, samples: int = 3, seed: int = 
     for method, shift in (("clamp", effect), ("difference of means", 0.0)):
         for p in range(n_prompts):
             base = rng.normal(0.2, 0.05)
-            for s in range(samples):
+            for s in range(seeds):
                 rows.append(
-                    {"feature": 7, "method": method, "strength": 1.0, "prompt": f"p{p}", "sample": s}
+                    {"feature": 7, "method": method, "strength": 1.0, "prompt": f"p{p}", "seed": s}
                     | {"text": "t", "theme score": base + shift + rng.normal(0, 0.01), "nll": np.log(8.0)}
                 )
     return pd.DataFrame(rows)
@@ -124,11 +124,13 @@ def test_summary_and_comparison_carry_intervals_over_prompts():
     per_text = _per_text(0.1)
     summary = summarize_steering(per_text)
     assert len(summary) == 2 and set(summary["texts"]) == {48} and set(summary["prompts"]) == {16}
+    assert set(summary["seeds"]) == {3} and set(summary["unscored"]) == {0}
     clamp = summary[summary["method"] == "clamp"].iloc[0]
     assert clamp["score low"] < clamp["theme score"] < clamp["score high"]
     assert clamp["perplexity"] == pytest.approx(8.0)
     cmp = compare_methods(per_text)
     assert cmp.iloc[0]["verdict"] == "clamp" and cmp.iloc[0]["difference"] == pytest.approx(0.1, abs=0.02)
+    assert cmp.iloc[0]["seeds"] == 3 and 0.05 < cmp.iloc[0]["seed min"] <= cmp.iloc[0]["seed max"] < 0.15
     assert compare_methods(_per_text(0.0))["verdict"].iloc[0] == "no winner"
     with pytest.raises(ValueError, match="columns"):
         summarize_steering(per_text.drop(columns="nll"))
@@ -145,3 +147,134 @@ def test_tradeoff_plot_draws_error_bars():
 
     fig = plot_tradeoff(summarize_steering(_per_text(0.1)), {7: "Fitness"})
     assert len(fig.axes) == 1 and len(fig.axes[0].containers) == 2  # one errorbar container per method
+
+
+def test_texts_without_a_content_word_score_zero_and_are_counted():
+    vocab = {"solar"}
+    texts = ["solar rain", "[ [ [ [", "the the of"]
+    np.testing.assert_allclose(S.theme_score(texts, vocab), [0.5, 0.0, 0.0])
+    assert np.isnan(S.theme_score(texts, vocab, empty=float("nan"))[1:]).all()
+    assert S.content_words(texts).tolist() == [2, 0, 0]
+    per_text = _per_text(0.1, n_prompts=4)
+    per_text["content words"] = 3
+    per_text.loc[per_text.index[:2], ["theme score", "content words"]] = [0.0, 0]
+    per_text.loc[per_text.index[2], "theme score"] = np.nan  # a NaN score is left out and counted
+    row = S.summarize_steering(per_text).iloc[0]
+    assert (row["texts"], row["unscored"], row["no content word"]) == (11, 1, 2)
+
+
+def test_a_ranking_needs_every_seed_to_agree():
+    per_text = _per_text(0.1)
+    flip = (per_text["method"] == "clamp") & (per_text["seed"] == 2)
+    per_text.loc[flip, "theme score"] -= 0.15  # seed 2 alone ranks the other way
+    row = S.compare_methods(per_text).iloc[0]
+    assert row["low"] > 0 and row["seed min"] < 0 and row["verdict"] == "no winner"
+
+
+def _curve_texts(clamp_ppl, dom_ppl, clamp_score, dom_score, base_ppl=4.0, n_prompts=8, seeds=3, noise=0.0):
+    """Per-text results whose mean perplexity and score at strengths 1, 2, 4 are the given values."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = []
+    curves = {"clamp": (clamp_ppl, clamp_score), "difference of means": (dom_ppl, dom_score)}
+    for p in range(n_prompts):
+        for s in range(seeds):
+            rows.append(
+                {"method": "unsteered", "strength": 0.0, "ppl": base_ppl, "score": 0.0, "p": p, "s": s}
+            )
+            for method, (ppl, score) in curves.items():
+                for k, level in enumerate((1.0, 2.0, 4.0)):
+                    rows.append(
+                        {
+                            "method": method,
+                            "strength": level,
+                            "ppl": ppl[k],
+                            "score": score[k],
+                            "p": p,
+                            "s": s,
+                        }
+                    )
+    df = pd.DataFrame(rows)
+    return pd.DataFrame(
+        {
+            "feature": 3,
+            "method": df["method"],
+            "strength": df["strength"],
+            "prompt": "q" + df["p"].astype(str),
+        }
+        | {"seed": df["s"], "text": "t", "nll": np.log(df["ppl"])}
+        | {"theme score": df["score"] + noise * rng.normal(size=len(df))}
+    )
+
+
+def test_matched_perplexity_interpolates_each_method_at_the_same_cost():
+    # clamp reaches 2 x 4 = 8 at strength 1.5 (score 0.3 there); difference of means at 1.0 (score 0.2)
+    per_text = _curve_texts((6.0, 10.0, 20.0), (8.0, 16.0, 32.0), (0.2, 0.4, 0.5), (0.2, 0.3, 0.35))
+    row = S.matched_perplexity(per_text, ratio=2.0, n_boot=50).iloc[0]
+    assert row["clamp at (x max act)"] == pytest.approx(1.5) and row["clamp score"] == pytest.approx(0.3)
+    assert row["difference of means at (x max act)"] == pytest.approx(1.0)
+    assert row["difference"] == pytest.approx(0.1) and row["seeds"] == 3 and row["prompts"] == 8
+    assert row["low"] == pytest.approx(0.1) and row["verdict"] == "clamp"  # no noise: every draw agrees
+    never = S.matched_perplexity(per_text, ratio=10.0, n_boot=20).iloc[0]  # clamp tops out at 20 < 40
+    assert np.isnan(never["clamp score"]) and never["verdict"] == "not reached"
+    noisy = _curve_texts((6.0, 10.0, 20.0), (8.0, 16.0, 32.0), (0.2, 0.3, 0.5), (0.2, 0.3, 0.35), noise=0.3)
+    assert S.matched_perplexity(noisy, n_boot=200).iloc[0]["verdict"] == "no winner"
+    with pytest.raises(ValueError, match="ratio"):
+        S.matched_perplexity(per_text, ratio=1.0)
+    with pytest.raises(ValueError, match="unsteered"):
+        S.matched_perplexity(per_text[per_text["method"] != "unsteered"])
+
+
+def test_strength_at_and_value_at():
+    assert S.strength_at(np.array([0, 1, 2.0]), np.array([4, 6, 12.0]), 8.0) == pytest.approx(4 / 3)
+    assert S.strength_at(np.array([0, 1.0]), np.array([4, 6.0]), 8.0) == float("inf")
+    assert np.isnan(S.value_at(np.array([0, 1.0]), np.array([0, 1.0]), float("inf")))
+    assert S.value_at(np.array([0, 2.0]), np.array([0, 1.0]), 0.5) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("make", ["llama", "gpt2"])
+@pytest.mark.parametrize("keep_first", [True, False])
+def test_the_first_token_is_left_unedited(sae, tokenizer, make, keep_first):
+    """Block 1's output as the next block reads it: every sequence's first real token (column 2 of a row
+    left-padded by two, position 0) keeps its clean value unless keep_first=False; the rest is edited."""
+    from helpers.model.hooks import edit_block
+    from tests.conftest import tiny_gpt2
+
+    model = tiny_llama() if make == "llama" else tiny_gpt2()
+    ids = torch.tensor([[0, 0, 5, 6, 7], [8, 9, 10, 11, 12]])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    first = torch.tensor([[False, False, True, False, False], [True, False, False, False, False]])
+
+    def block_1(steer, **kw):
+        seen = []
+        with steer, edit_block(model, 1, seen.append):  # registered after the steering edit: sees its output
+            model(input_ids=ids, attention_mask=mask, **kw)
+        return seen[0]
+
+    for kw in ({"position_ids": pos}, {}):  # positions given (generation) or read from the mask
+        clean = block_1(torch.no_grad(), **kw)
+        for steer in (
+            S.add_vector(model, 1, torch.ones(32), 3.0, keep_first=keep_first),
+            S.clamp_features(model, sae, 1, {3: 5.0}, keep_first=keep_first),
+        ):
+            moved = (block_1(steer, **kw) - clean).norm(dim=-1) > 1e-4
+            assert moved[mask.bool() & ~first].all()
+            assert moved[first].all() == (not keep_first) and moved[first].any() == (not keep_first)
+
+
+def test_first_positions_from_positions_mask_or_column_zero():
+    ids = torch.zeros(2, 4, dtype=torch.long)
+    pos = torch.tensor([[0, 0, 0, 1], [0, 1, 2, 3]])  # row 0 left-padded by two
+    assert S.first_positions((), {"input_ids": ids, "position_ids": pos}).tolist() == (pos == 0).tolist()
+    mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    got = S.first_positions((ids,), {"attention_mask": mask})
+    assert got.tolist() == [[False, False, True, False], [True, False, False, False]]
+    assert S.first_positions((ids,), {}).tolist() == [[True, False, False, False]] * 2
+
+    class Cached:
+        def get_seq_length(self):
+            return 5
+
+    assert S.first_positions((ids[:, :1],), {"past_key_values": Cached()}) is None

@@ -104,7 +104,7 @@ MISTAKES = {
     "abs outside": (lambda f, g: (f * g).sum(0).abs(), "keep the sign"),
     "mean": (lambda f, g: (f * g).mean(0), "do not average"),
     "last position": (lambda f, g: f[-1] * g[-1], "not only the last one"),
-    "first dropped": (lambda f, g: (f * g)[1:].sum(0), "including the first"),
+    "first dropped": (lambda f, g: (f * g)[1:].sum(0), "the first row included"),
     "last dropped": (lambda f, g: (f * g)[:-1].sum(0), "including the last"),
     "over features": (lambda f, g: (f * g).sum(1), "sums over features"),
     "outer": (lambda f, g: f.T @ g, "one number per feature"),

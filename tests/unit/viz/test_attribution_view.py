@@ -77,3 +77,19 @@ def test_widget_can_start_from_a_static_render(setup):
     assert out.value == "<p>static</p>" and len(pick.options) == 5
     go.click()
     assert "attribution" in out.value and "measured drop" not in out.value
+
+
+def test_scatter_marks_random_features_and_paths_plot(setup):
+    model, tok, sae = setup
+    chk = A.attribution_vs_ablation(model, tok, sae, 1, [PROMPT, "sleep is for health"], 3, n_random=2)
+    fig = V.attribution_scatter(chk, chk.intervals(n_boot=20))
+    assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == 10  # 6 top dots, 4 random crosses
+    assert "6 top features" in fig.axes[0].get_title()
+    plt.close(fig)
+    fig = V.ablation_paths_plot(
+        [{"removed": [0, 0.5, 1], "measured": [0, 0.2, 1.0], "attributed": 0.4, "title": "feature 3"}] * 2
+    )
+    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "feature 3" and len(fig.axes[0].lines) == 3
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least one path"):
+        V.ablation_paths_plot([])
