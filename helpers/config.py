@@ -67,7 +67,17 @@ class GenerationConfig:
         return asdict(self)
 
 
-ARCHITECTURES = ("l1", "topk")
+ARCHITECTURES = ("l1", "topk", "batchtopk", "jumprelu", "matryoshka")
+# architectures that keep k latents per token (TopK) or k x batch_size per batch (BatchTopK, Matryoshka)
+K_ARCHITECTURES = ("topk", "batchtopk", "matryoshka")
+# fields only some architectures read, added after runs of the others were saved: a run's key (SAEConfig.key)
+# leaves them out for the other architectures, so adding them did not change the key of any L1 or TopK run
+ARCH_ONLY_FIELDS = {
+    "jumprelu_bandwidth": ("jumprelu",),
+    "jumprelu_l0_coefficient": ("jumprelu",),
+    "jumprelu_init_threshold": ("jumprelu",),
+    "matryoshka_prefixes": ("matryoshka",),
+}
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,13 @@ class SAEConfig:
     grad_clip: float = 1.0
     b_dec_init: str = "mean"  # "mean" of the training data, or "zeros"
     seed: int = 0
+    # jumprelu: width ε of the rectangle kernel of the straight-through gradients and every threshold's start,
+    # both in units of σ, the first training batch's pre-activation standard deviation; the L0 penalty's λ_0
+    jumprelu_bandwidth: float = 0.05
+    jumprelu_l0_coefficient: float = 0.5
+    jumprelu_init_threshold: float = 0.5
+    # matryoshka: nested prefixes' sizes as fractions of d_sae (increasing, the last 1: the whole dictionary)
+    matryoshka_prefixes: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)
 
     @property
     def d_sae(self) -> int:
@@ -104,6 +121,21 @@ class SAEConfig:
 
     def __post_init__(self) -> None:
         _whole_fields_as_int(self, tuple(name for name, _ in self._WHOLE))
+        if isinstance(self.matryoshka_prefixes, list):  # as a cfg.json gives it back
+            object.__setattr__(self, "matryoshka_prefixes", tuple(self.matryoshka_prefixes))
+
+    def prefix_sizes(self) -> tuple[int, ...]:
+        """Matryoshka's nested prefix sizes in latents (``matryoshka_prefixes`` x d_sae, rounded)."""
+        return tuple(round(f * self.d_sae) for f in self.matryoshka_prefixes)
+
+    def key(self) -> dict:
+        """The fields that identify a run (what :func:`helpers.sae.train.train_or_load` hashes): every field
+        but those only other architectures read (``ARCH_ONLY_FIELDS``)."""
+        return {
+            k: v
+            for k, v in asdict(self).items()
+            if self.architecture in ARCH_ONLY_FIELDS.get(k, (self.architecture,))
+        }
 
     def validate(self) -> None:
         """One ``ValueError`` line for the first bad field, through :mod:`helpers.validate`'s guards: whole
@@ -112,7 +144,7 @@ class SAEConfig:
             raise ValueError(f"architecture {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
         for name, lo in self._WHOLE:
             as_count(getattr(self, name), name, lo)
-        if self.architecture == "topk" and not self.k <= self.d_sae:
+        if self.architecture in K_ARCHITECTURES and not self.k <= self.d_sae:
             raise ValueError(f"k = {self.k} must lie in 1..d_sae = {self.d_sae}; lower k or widen the SAE")
         as_finite(self.l1_coefficient, "the L1 coefficient λ (l1_coefficient)", 0)
         as_finite(self.aux_coefficient, "aux_coefficient", 0)
@@ -122,9 +154,30 @@ class SAEConfig:
         as_finite(self.decay_frac, "decay_frac", 0, 1)
         if self.b_dec_init not in ("mean", "zeros"):
             raise ValueError(f"b_dec_init must be 'mean' or 'zeros', got {self.b_dec_init!r}")
+        as_finite(self.jumprelu_bandwidth, "jumprelu_bandwidth", 0, open_lo=True)
+        as_finite(self.jumprelu_l0_coefficient, "jumprelu_l0_coefficient", 0)
+        as_finite(self.jumprelu_init_threshold, "jumprelu_init_threshold", 0, open_lo=True)
+        fracs = self.matryoshka_prefixes
+        if not isinstance(fracs, tuple) or not fracs:
+            raise ValueError(
+                f"matryoshka_prefixes = {fracs!r} must be a non-empty tuple of fractions of d_sae"
+            )
+        for f in fracs:
+            as_finite(f, "each of matryoshka_prefixes", 0, 1, open_lo=True)
+        sizes = self.prefix_sizes()
+        if fracs[-1] != 1 or min(sizes) < 1 or any(a >= b for a, b in zip(sizes, sizes[1:], strict=False)):
+            raise ValueError(
+                f"matryoshka_prefixes = {fracs} give prefixes of {sizes} latents: they must grow strictly "
+                f"from at least 1 latent and end at 1.0 (the whole d_sae = {self.d_sae})"
+            )
 
     def name(self) -> str:
-        knob = f"k{self.k}" if self.architecture == "topk" else f"l1_{self.l1_coefficient:g}"
+        if self.architecture in K_ARCHITECTURES:
+            knob = f"k{self.k}"
+        elif self.architecture == "jumprelu":
+            knob = f"l0_{self.jumprelu_l0_coefficient:g}"
+        else:
+            knob = f"l1_{self.l1_coefficient:g}"
         return f"{self.architecture}-{knob}-x{self.expansion}"
 
 

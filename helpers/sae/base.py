@@ -16,6 +16,9 @@ from torch import nn
 from helpers.config import SAEConfig
 from helpers.validate import as_index
 
+# every architecture's weights-file tensors, in SAELens' names and layout; some add more (extra_tensors)
+TENSORS = ("W_enc", "b_enc", "W_dec", "b_dec")
+
 
 def sparse_decode(W_dec: torch.Tensor, vals: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Σ_j vals[:, j] W_dec[idx[:, j]] per token, without a dense [n, d_sae] matrix (no bias)."""
@@ -46,6 +49,8 @@ class BaseSAE(nn.Module):
     gradients)."""
 
     apply_b_dec_to_input = False
+    # tensors the weights file holds beside W_enc, b_enc, W_dec, b_dec (SAELens' names, e.g. a threshold)
+    extra_tensors: tuple[str, ...] = ()
     saelens_architecture = "standard"  # SAELens' name for it in cfg.json
     activation_fn = "relu"
     sparsity_name = "sparsity term"  # what TrainLog.sparsity holds for this architecture
@@ -112,6 +117,19 @@ class BaseSAE(nn.Module):
         """Matrix-multiply FLOPs one training token of ``cfg`` costs, counted as :meth:`train_step` does
         them (2 FLOPs per multiply-add)."""
         raise NotImplementedError
+
+    def file_tensor(self, name: str) -> torch.Tensor:
+        """The tensor ``name`` as the weights file holds it (default: the attribute of that name)."""
+        return getattr(self, name).detach()
+
+    @torch.no_grad()
+    def set_file_tensor(self, name: str, value: torch.Tensor) -> None:
+        """Set what :meth:`file_tensor` ``name`` reads from ``value`` (shape and finiteness checked)."""
+        getattr(self, name).copy_(value)
+
+    def file_tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor of the weights file by name: the four SAELens ones and :attr:`extra_tensors`."""
+        return {k: self.file_tensor(k).contiguous() for k in (*TENSORS, *self.extra_tensors)}
 
     # --- shared maths ---------------------------------------------------------------------------
 

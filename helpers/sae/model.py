@@ -1,12 +1,14 @@
 """Sparse autoencoders by architecture name, and their files.
 
 One file per architecture carries its maths (:mod:`helpers.sae.l1`: Anthropic's April 2024 L1 recipe;
-:mod:`helpers.sae.topk`: OpenAI's 2024 TopK with AuxK), on :mod:`helpers.sae.base`. This module maps
+:mod:`helpers.sae.topk`: OpenAI's 2024 TopK with AuxK; :mod:`helpers.sae.batchtopk`,
+:mod:`helpers.sae.jumprelu` and :mod:`helpers.sae.matryoshka`), on :mod:`helpers.sae.base`. This module maps
 ``SAEConfig.architecture`` to the class and saves and loads any of them.
 
-Both train on scaled inputs and fold the scale into the weights when saved, so a saved SAE
+All train on scaled inputs and fold the scale into the weights when saved, so a saved SAE
 takes raw residual vectors. Weights go to safetensors in SAELens' layout and names
-(``W_enc`` [d_in, d_sae], ``b_enc``, ``W_dec`` [d_sae, d_in], ``b_dec``) with a ``cfg.json``.
+(``W_enc`` [d_in, d_sae], ``b_enc``, ``W_dec`` [d_sae, d_in], ``b_dec``, and ``threshold`` [d_sae] for
+the thresholded ones) with a ``cfg.json``.
 """
 
 from __future__ import annotations
@@ -20,13 +22,34 @@ import torch
 from helpers.config import SAEConfig
 from helpers.files import commit, load_json, predates_process, save_json, verify, write_atomic
 from helpers.sae.base import BaseSAE, sparse_decode
+from helpers.sae.batchtopk import BatchTopKSAE
+from helpers.sae.jumprelu import JumpReLUSAE
 from helpers.sae.l1 import L1SAE
+from helpers.sae.matryoshka import MatryoshkaSAE
 from helpers.sae.topk import TopKSAE
 
-__all__ = ["SAE_CLASSES", "BaseSAE", "L1SAE", "TopKSAE", "load_sae", "make_sae", "save_sae", "sparse_decode"]
+__all__ = [
+    "SAE_CLASSES",
+    "BaseSAE",
+    "BatchTopKSAE",
+    "JumpReLUSAE",
+    "L1SAE",
+    "MatryoshkaSAE",
+    "TopKSAE",
+    "load_sae",
+    "make_sae",
+    "save_sae",
+    "sparse_decode",
+]
 
 
-SAE_CLASSES: dict[str, type[BaseSAE]] = {"l1": L1SAE, "topk": TopKSAE}
+SAE_CLASSES: dict[str, type[BaseSAE]] = {
+    "l1": L1SAE,
+    "topk": TopKSAE,
+    "batchtopk": BatchTopKSAE,
+    "jumprelu": JumpReLUSAE,
+    "matryoshka": MatryoshkaSAE,
+}
 
 
 def make_sae(cfg: SAEConfig) -> BaseSAE:
@@ -68,7 +91,6 @@ def sae_lens_cfg(
 WEIGHTS = "sae_weights.safetensors"
 CFG = "cfg.json"
 MARKER = "workbook_sae.json"  # written last: commits the weights + cfg.json pair
-TENSORS = ("W_enc", "b_enc", "W_dec", "b_dec")
 
 
 def _remove_safetensors_temps(folder: Path) -> None:
@@ -93,7 +115,7 @@ def save_sae(sae: BaseSAE, folder: str | Path, cfg_json: dict, extra_files: dict
     _remove_safetensors_temps(folder)
     (folder / MARKER).unlink(missing_ok=True)
     sae.fold_scale()
-    data = save({k: getattr(sae, k).detach().contiguous() for k in TENSORS})
+    data = save(sae.file_tensors())
     write_atomic(folder / WEIGHTS, lambda p: p.write_bytes(data), suffix=".safetensors")
     save_json(folder / CFG, cfg_json)
     names = [folder / WEIGHTS, folder / CFG]
@@ -173,19 +195,20 @@ def load_sae(folder: str | Path, d_in: int | None = None) -> tuple[BaseSAE, dict
         raise ValueError(f"{wpath.name} in {folder} is unreadable ({err}); re-run notebook 03") from None
     sae = make_sae(cfg)
     sae.apply_b_dec_to_input = b_dec_in
-    if set(tensors) != set(TENSORS):
-        missing, extra = sorted(set(TENSORS) - set(tensors)), sorted(set(tensors) - set(TENSORS))
+    wanted = sae.file_tensors()
+    if set(tensors) != set(wanted):
+        missing, extra = sorted(set(wanted) - set(tensors)), sorted(set(tensors) - set(wanted))
         raise ValueError(
             f"{wpath.name} in {folder}: missing {missing}, unexpected {extra}; re-run notebook 03"
         )
     with torch.no_grad():
         for k, v in tensors.items():
-            want = getattr(sae, k)
+            want = wanted[k]
             if v.shape != want.shape:
                 raise ValueError(
                     f"{wpath.name}: {k} is {tuple(v.shape)}, the config implies {tuple(want.shape)}"
                 )
             if not torch.isfinite(v).all():
                 raise ValueError(f"{wpath.name} in {folder}: {k} holds NaN or inf; re-run notebook 03")
-            want.copy_(v)
+            sae.set_file_tensor(k, v)
     return sae.eval().requires_grad_(False), meta

@@ -222,7 +222,7 @@ def train_or_load(
     A run that diverges (NaN or inf) is refused by :func:`train_sae` in one line and nothing is saved; a
     saved run that no longer loads (one cached with NaN weights by older code, say) is trained again."""
     cfg.validate()
-    key = params_key({"cfg": asdict(cfg), "data": data_key, "trainer": TRAINER_VERSION})
+    key = params_key({"cfg": cfg.key(), "data": data_key, "trainer": TRAINER_VERSION})
     run_dir = Path(folder) / f"{cfg.name()}-{key[:8]}"
     if verify(run_dir / MARKER) is not None and (run_dir / "log.json").is_file():
         try:
