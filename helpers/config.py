@@ -167,7 +167,9 @@ class SAEConfig:
         for f in fracs:
             as_finite(f, "each of matryoshka_prefixes", 0, 1, open_lo=True)
         sizes = self.prefix_sizes()
-        if fracs[-1] != 1 or min(sizes) < 1 or any(a >= b for a, b in zip(sizes, sizes[1:], strict=False)):
+        bad = fracs[-1] != 1 or min(sizes) < 1 or any(a >= b for a, b in zip(sizes, sizes[1:], strict=False))
+        # the sizes matter to a matryoshka SAE only (a tiny TopK may have d_sae 4)
+        if bad and self.architecture == "matryoshka":
             raise ValueError(
                 f"matryoshka_prefixes = {fracs} give prefixes of {sizes} latents: they must grow strictly "
                 f"from at least 1 latent and end at 1.0 (the whole d_sae = {self.d_sae})"
