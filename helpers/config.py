@@ -201,7 +201,7 @@ class Profile:
     l1: SAEConfig
     # the SAE's training corpus: the committed text of `make corpus` (generated with CORPUS_GENERATION from
     # data/corpus_prompts.csv); a profile captures its first corpus_docs documents (None: all), and holds
-    # out corpus_eval_frac of each topic's prompts
+    # out corpus_eval_frac of each domain's prompts (split_by_prompt groups by the theme column: 14 domains)
     corpus_docs: int | None = None
     corpus_eval_frac: float = 0.05
     corpus_slice: int = 50  # notebook 02 generates the corpus's first batch (50 prompts) live
@@ -255,7 +255,7 @@ class Profile:
 CORPUS_GENERATION = GenerationConfig(samples_per_prompt=1, max_new_tokens=112, min_new_tokens=96, seed=1)
 
 # notebook 03's runs: TopK (OpenAI 2024) at lr 3e-3, L1 (Anthropic April 2024) at lr 1e-3, batches of 1,024
-# the kept TopK run trains 2,000 steps (2.05M tokens, 7.3 passes over the 282k rows; round 2: 500),
+# the kept TopK run trains 2,000 steps (2.05M tokens, 7.3 passes over the 282k rows),
 # chosen from notebook 03's steps curve (§6) within the full profile's time budget
 _TOPK = SAEConfig(steps=2000)  # otherwise the dataclass defaults are the TopK run's
 _L1 = SAEConfig(architecture="l1", lr=1e-3, steps=150)  # L1 runs train for the comparison budget
