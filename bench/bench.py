@@ -365,7 +365,7 @@ def budgets(res: dict) -> list[dict]:
         add(
             f"ours topk vs SAELens topk: dead on {a['dead_rows']:,} training rows",
             f"{a['dead']:.2%} vs {b['dead']:.2%}",
-            "fewer",
+            "<= theirs",
             a["dead"] <= b["dead"],
         )
     for key, (n, limit) in GENERATION_SHAPES.items():
