@@ -39,6 +39,17 @@ class StepStats:
     fired: torch.Tensor
     l0: torch.Tensor
 
+    @classmethod
+    def from_latents(
+        cls, f: torch.Tensor, mse: torch.Tensor, sparsity: torch.Tensor, loss: torch.Tensor | None = None
+    ) -> StepStats:
+        """A step's stats with firing and L0 read from its latents ``f`` [B, d_sae] (the dense
+        architectures); ``loss`` defaults to ``mse + sparsity``."""
+        with torch.no_grad():
+            active = f > 0
+            fired, l0 = active.any(0), active.sum(-1, dtype=torch.float32).mean()
+        return cls(mse + sparsity if loss is None else loss, mse, sparsity, fired, l0)
+
 
 class BaseSAE(nn.Module):
     """Shared parameters and maths. ``scale`` multiplies raw inputs during training (1 after

@@ -90,10 +90,7 @@ class BatchTopKSAE(TopKSAE):
         rec, mse, err = self.reconstruction_loss(f, xs)
         aux = aux_k_loss(pre, err, dead, self.W_dec, self.cfg)
         self.update_threshold(f, step, steps)
-        with torch.no_grad():
-            active = f > 0
-            fired, l0 = active.any(0), active.sum(-1, dtype=torch.float32).mean()
-        return StepStats(rec + aux, mse, aux, fired, l0)
+        return StepStats.from_latents(f, mse, aux, loss=rec + aux)
 
     @classmethod
     def flops_per_token(cls, cfg: SAEConfig) -> float:

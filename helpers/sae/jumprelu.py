@@ -130,10 +130,7 @@ class JumpReLUSAE(TopKSAE):
         f = JumpReLUFn.apply(pre, theta, eps)
         mse = (torch.addmm(self.b_dec, f, self.W_dec) - xs).pow(2).sum(-1).mean()
         l0_term = self.cfg.jumprelu_l0_coefficient * StepFn.apply(pre, theta, eps).sum(-1).mean()
-        with torch.no_grad():
-            active = f > 0
-            fired, l0 = active.any(0), active.sum(-1, dtype=torch.float32).mean()
-        return StepStats(mse + l0_term, mse, l0_term, fired, l0)
+        return StepStats.from_latents(f, mse, l0_term)
 
     @classmethod
     def flops_per_token(cls, cfg: SAEConfig) -> float:

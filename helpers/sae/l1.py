@@ -36,10 +36,7 @@ class L1SAE(BaseSAE):
         mse = (xhat - xs).pow(2).sum(-1).mean()
         # mean over tokens of sum_i f_i ||W_dec,i|| = (column sums of f) . norms / B: no [B, d_sae] product
         l1 = lam * (f.sum(0) @ self.W_dec.norm(dim=1) / len(xs))
-        with torch.no_grad():
-            active = f > 0
-            fired, l0 = active.any(0), active.sum(-1, dtype=torch.float32).mean()
-        return StepStats(mse + l1, mse, l1, fired, l0)
+        return StepStats.from_latents(f, mse, l1)
 
     @classmethod
     def flops_per_token(cls, cfg: SAEConfig) -> float:
