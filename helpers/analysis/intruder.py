@@ -202,15 +202,14 @@ def peak_weights(
     return np.where(d == 0, weights[0], np.where(d <= near, weights[1], weights[2])).astype(np.float64)
 
 
-def odd_one_out(
+def similarity_to_rest(
     contexts: Sequence[np.ndarray],
     peaks: Sequence[int],
     weights: Sequence[float] = PEAK_WEIGHTS,
     near: int = NEAR,
-) -> int:
-    """The position of the context least like the others: each context is a bag of its token ids, each
-    token weighted by :func:`peak_weights`; the one with the lowest mean cosine similarity to the rest is
-    picked (the first on a tie). Plain arrays in, so the exercise's reference is this same function."""
+) -> np.ndarray:
+    """Each context's summed cosine similarity to the others, each context a bag of its token ids with
+    each token weighted by :func:`peak_weights`."""
     if len(contexts) < 3 or len(peaks) != len(contexts):
         raise ValueError(
             f"need >= 3 contexts and one peak each, got {len(contexts)} contexts and {len(peaks)} peaks"
@@ -227,7 +226,18 @@ def odd_one_out(
     unit = bags / np.where(norm > 0, norm, 1.0)
     sim = unit @ unit.T
     np.fill_diagonal(sim, 0.0)
-    return int(np.argmin(sim.sum(1)))
+    return sim.sum(1)
+
+
+def odd_one_out(
+    contexts: Sequence[np.ndarray],
+    peaks: Sequence[int],
+    weights: Sequence[float] = PEAK_WEIGHTS,
+    near: int = NEAR,
+) -> int:
+    """The position of the context least like the others (:func:`similarity_to_rest`'s lowest; the
+    first on a tie). Plain arrays in, so the exercise's reference is this same function."""
+    return int(np.argmin(similarity_to_rest(contexts, peaks, weights, near)))
 
 
 def auto_pick(
