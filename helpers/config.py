@@ -248,6 +248,26 @@ class Profile:
     attr_features: int = 10
     attr_random: int = 10
     attr_boot: int = 2000
+    # 07 evaluating SAEs. §1 synthetic activations with known features: tokens, training steps, the K
+    # architectures' k values (L1 and JumpReLU at synth_coefficients), training seeds at the middle k
+    synth_tokens: int = 32768
+    synth_steps: int = 500
+    synth_k: tuple[int, ...] = (3, 5, 8)
+    synth_seeds: tuple[int, ...] = (0, 1, 2)
+    # §2 the architectures on notebook 03's §7 rows at width arch_expansion x d_model (BatchTopK, Matryoshka
+    # and JumpReLU train through dense autograd: at x8 a run costs ~4x TopK's), L0 matched to k, sweep_steps
+    # steps, arch_seeds seeds; ΔCE on arch_ce_texts held-out texts (one per prompt); JumpReLU's λ_0 searched
+    # with up to arch_l0_tries runs
+    arch_expansion: int = 2
+    arch_seeds: tuple[int, ...] = (0, 1, 2)
+    arch_ce_texts: int = 20
+    arch_l0_tries: int = 2
+    # §3 controls: the TopK recipe on the analysis set's training rows of the real and of a randomly
+    # initialised model, control_steps steps each; §4 sparse probing; §5 intruder questions (features drawn
+    # among those firing >= intruder_min_fires times)
+    control_steps: int = 150
+    intruder_features: int = 100
+    intruder_min_fires: int = 20
     seed: int = 0
 
 
@@ -292,6 +312,16 @@ CI = Profile(
     attr_features=4,
     attr_random=4,
     attr_boot=200,
+    synth_tokens=4096,
+    synth_steps=60,
+    synth_k=(3, 5),
+    synth_seeds=(0, 1),
+    arch_seeds=(0, 1),
+    arch_ce_texts=4,
+    arch_l0_tries=1,
+    control_steps=20,
+    intruder_features=8,
+    intruder_min_fires=4,
 )
 
 

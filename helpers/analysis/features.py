@@ -85,6 +85,20 @@ class FeatureIndex:
             )
         return i
 
+    def keep_rows(self, keep: np.ndarray) -> FeatureIndex:
+        """The index of the store rows where ``keep`` (a bool mask over the store's rows) is true, numbered as
+        :func:`helpers.data.store.keep_rows` numbers them (so it pairs with the store it returns)."""
+        keep = np.asarray(keep)
+        if keep.dtype != bool or keep.shape != (self.n_tokens,):
+            raise ValueError(
+                f"keep must be a bool mask of the store's {self.n_tokens:,} rows; got {keep.dtype} {keep.shape}"
+            )
+        renumber = np.cumsum(keep) - 1
+        m = keep[self.rows]
+        return FeatureIndex.from_entries(
+            renumber[self.rows[m]], self.latents[m], self.values[m], int(keep.sum()), self.d_sae
+        )
+
     def values_at(self, i: int, rows: np.ndarray) -> np.ndarray:
         """Latent ``i``'s activation at each of ``rows`` (0 where it does not fire)."""
         r, v = self.of(i)

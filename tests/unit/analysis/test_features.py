@@ -164,3 +164,20 @@ def test_sae_fingerprint_reads_the_marker(tmp_path):
     assert sae_fingerprint(tmp_path) == "ab" * 6
     with pytest.raises(ValueError, match="run notebook 03"):
         sae_fingerprint(tmp_path / "nowhere")
+
+
+def test_keep_rows_renumbers_and_refuses_a_bad_mask():
+    import numpy as np
+    import pytest
+
+    from helpers.analysis.features import FeatureIndex
+
+    ix = FeatureIndex.from_entries(
+        np.array([0, 1, 3, 3, 4]), np.array([0, 1, 0, 2, 1]), np.array([1.0, 2, 3, 4, 5]), 5, 3
+    )
+    sub = ix.keep_rows(np.array([False, True, False, True, True]))
+    assert sub.n_tokens == 3
+    assert sub.of(0)[0].tolist() == [1] and sub.of(0)[1].tolist() == [3.0]
+    assert sub.of(1)[0].tolist() == [0, 2] and sub.of(2)[0].tolist() == [1]
+    with pytest.raises(ValueError, match="bool mask"):
+        ix.keep_rows(np.array([1, 0, 1, 0, 1]))
