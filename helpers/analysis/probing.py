@@ -188,6 +188,16 @@ def choose_columns(X_train, y_train, k: int) -> np.ndarray:
     return np.argsort(-score, kind="stable")[:k].astype(np.int64)
 
 
+def heldout_auroc(X_train, y_train, X_test, y_test, columns, C: float = 1.0) -> float:
+    """Test AUROC of the k-sparse probe on ``columns``: columns scaled and an L2 logistic regression fitted
+    on the training rows, scored on the test rows (how the exercise judges a choice of columns)."""
+    X_train, X_test = _check_X(X_train), _check_X(X_test)
+    cols = np.asarray(columns, dtype=np.int64)
+    y_train = _check_y(y_train, X_train.shape[0])
+    model = _logistic(C, few=True).fit(_dense_rows(X_train, cols), y_train)
+    return auroc(model.decision_function(_dense_rows(X_test, cols)), _check_y(y_test, X_test.shape[0]))
+
+
 def fold_ids(y, groups, folds: int = 5, seed: int = 0) -> np.ndarray:
     """The test fold of every row: folds grouped by ``groups`` (all rows of a prompt in one fold) and
     stratified by ``y``. ``folds`` is capped at the number of groups holding a positive (and a negative),
