@@ -52,7 +52,8 @@ def token_properties(token_texts: Sequence[str]) -> dict[str, np.ndarray]:
 
     Why these two: they are unambiguous from the string alone (no model and no annotator decides them,
     so the labels carry no probe's bias) and frequent enough in our ~26k tokens to fill every fold
-    (about 1% and 6% of the tokens, in dozens of prompts). Capitalisation is a property of the word, not
+    (measured on the themed store: ``number`` 280 tokens, 1.1%, in 56 of the 100 prompts;
+    ``capitalised`` 1,676 tokens, 6.4%, in all 100). Capitalisation is a property of the word, not
     of its place: the store leaves out each document's position 0, and a capitalised word after a full
     stop counts like any other."""
     if isinstance(token_texts, str):
