@@ -91,7 +91,8 @@ class FeatureIndex:
         keep = np.asarray(keep)
         if keep.dtype != bool or keep.shape != (self.n_tokens,):
             raise ValueError(
-                f"keep must be a bool mask of the store's {self.n_tokens:,} rows; got {keep.dtype} {keep.shape}"
+                f"keep must be a bool mask of the store's {self.n_tokens:,} rows; got {keep.dtype} "
+                f"{keep.shape}"
             )
         renumber = np.cumsum(keep) - 1
         m = keep[self.rows]

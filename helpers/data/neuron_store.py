@@ -19,6 +19,8 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from helpers.data.store import Store
+from helpers.model.capture import Site, capture
+from helpers.model.loading import model_name
 from helpers.model.neurons import capture_neurons
 
 
@@ -114,3 +116,32 @@ def store_neurons(
             "notebook 02"
         )
     return StoreNeurons(neurons=cap.neurons, layer=store.layer, resid_error=err)
+
+
+def store_residual(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    store: Store,
+    docs: pd.DataFrame,
+    *,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> Store:
+    """The residual stream after block ``store.layer`` of *another* model (a randomly initialised copy,
+    say) at every row of ``store``, row for row: each document's exact token ids re-fed as
+    :func:`store_neurons` does, so the two stores share token ids, documents and positions. Re-tokenising
+    the texts instead would not give the same rows: a generated text does not always tokenise back into
+    the ids the model generated."""
+    doc_ids, seqs, keeps = store_sequences(store, docs, first_tokens_of(docs, tokenizer))
+    site = Site("resid", store.layer)
+    cap = capture(model, [site], token_ids=seqs, keep=keeps, batch_size=batch_size, progress=progress)
+    if len(cap) != len(store) or not np.array_equal(cap.token_ids, store.token_ids):
+        raise ValueError("the rebuilt documents do not give the store's rows; rebuild the store (notebook 02)")
+    return Store(
+        acts=cap[site],
+        token_ids=store.token_ids,
+        doc_ids=store.doc_ids,
+        positions=store.positions,
+        layer=store.layer,
+        model=model_name(model),
+    )

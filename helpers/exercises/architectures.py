@@ -1,4 +1,4 @@
-"""Graded exercise of Notebook 07 §1 (architectures against ground truth): the one-to-one recovery score (MCC).
+"""Graded exercise of Notebook 07 §1 (architectures against ground truth): one-to-one recovery (MCC).
 
 The student scores a decoder against known feature directions from their cosine matrix. The judgement it
 asks for: a latent may be credited for one feature only. Taking each feature's best latent lets one latent

@@ -24,7 +24,13 @@ from helpers.sae.synthetic import SyntheticData, make_synthetic, recovery, sae_a
 from helpers.sae.train import train_or_load, train_sae
 from helpers.validate import as_count
 
-NAMES = {"topk": "TopK", "batchtopk": "BatchTopK", "matryoshka": "Matryoshka", "jumprelu": "JumpReLU", "l1": "L1"}
+NAMES = {
+    "topk": "TopK",
+    "batchtopk": "BatchTopK",
+    "matryoshka": "Matryoshka",
+    "jumprelu": "JumpReLU",
+    "l1": "L1",
+}
 # the field that sets each architecture's sparsity (k for the K architectures)
 COEFFICIENT = {"l1": "l1_coefficient", "jumprelu": "jumprelu_l0_coefficient"}
 
@@ -60,13 +66,16 @@ def with_sparsity(cfg: SAEConfig, value: float) -> SAEConfig:
 
 def sparsity_of(cfg: SAEConfig) -> float:
     """The sparsity setting :func:`with_sparsity` sets."""
-    return float(cfg.k if cfg.architecture in K_ARCHITECTURES else getattr(cfg, COEFFICIENT[cfg.architecture]))
+    return float(
+        cfg.k if cfg.architecture in K_ARCHITECTURES else getattr(cfg, COEFFICIENT[cfg.architecture])
+    )
 
 
 @torch.no_grad()
 def synthetic_row(sae: BaseSAE, data: SyntheticData, n_eval: int = 8192) -> dict:
     """L0, FVU and dead share on the first ``n_eval`` tokens; MCC (mean cosine of the one-to-one match) and
-    the mean absorption over the parent/child pairs (:func:`helpers.sae.synthetic.sae_absorption`); the parents'
+    the mean absorption over the parent/child pairs (:func:`helpers.sae.synthetic.sae_absorption`); the
+    parents'
     best cosine with any latent."""
     m = sae_metrics(sae, data.acts[:n_eval])
     rec = recovery(sae, data.dirs)
@@ -97,8 +106,11 @@ def synthetic_runs(
                 cfg = with_sparsity(replace(base, architecture=arch, seed=int(seed)), value)
                 sae, log = train_sae(cfg, data.acts, progress=False)
                 saes[arch, float(value), int(seed)] = sae
-                rows.append({"architecture": NAMES[arch], "setting": float(value), "seed": int(seed)}
-                            | synthetic_row(sae, data) | {"seconds": log.seconds})
+                rows.append(
+                    {"architecture": NAMES[arch], "setting": float(value), "seed": int(seed)}
+                    | synthetic_row(sae, data)
+                    | {"seconds": log.seconds}
+                )
     return pd.DataFrame(rows), saes
 
 
@@ -109,9 +121,9 @@ def match_l0(
     start: float | None = None,
     tries: int = 2,
 ) -> tuple[SAEConfig, list[Probe]]:
-    """``cfg`` at the sparsity setting whose L0 is closest to ``target``: K architectures are set to k = target
-    at once; L1 and JumpReLU search their coefficient from ``start`` (default: ``cfg``'s own) with up to
-    ``tries`` more runs. ``l0_of(cfg)`` trains (or reuses) a run and returns its held-out L0."""
+    """``cfg`` at the sparsity setting whose L0 is closest to ``target``: K architectures are set to
+    k = target at once; L1 and JumpReLU search their coefficient from ``start`` (default: ``cfg``'s own)
+    with up to ``tries`` more runs. ``l0_of(cfg)`` trains (or reuses) a run and returns its held-out L0."""
     if cfg.architecture in K_ARCHITECTURES:
         k = with_sparsity(cfg, round(target))
         return k, [Probe(float(k.k), float(k.k))]
@@ -140,13 +152,15 @@ def real_runs(
             sae, log, _ = train_or_load(replace(cfg, seed=int(seed)), X, data_key, folder, progress=False)
             m = sae_metrics(sae, x_eval)
             saes[name, int(seed)] = sae
-            rows.append({
-                "architecture": name,
-                "seed": int(seed),
-                "setting": sparsity_of(cfg),
-                "L0": m["l0"],
-                "FVU": m["fvu"],
-                f"dead ({len(X):,} training rows)": dead_fraction(sae, X),
-                "train s": log.seconds,
-            })
+            rows.append(
+                {
+                    "architecture": name,
+                    "seed": int(seed),
+                    "setting": sparsity_of(cfg),
+                    "L0": m["l0"],
+                    "FVU": m["fvu"],
+                    f"dead ({len(X):,} training rows)": dead_fraction(sae, X),
+                    "train s": log.seconds,
+                }
+            )
     return pd.DataFrame(rows), saes

@@ -17,7 +17,9 @@ def plot_recovery_curve(table: pd.DataFrame, true_l0: float) -> plt.Figure:
         t = t.sort_values("L0")
         for ax, col in zip(axes, ("MCC", "FVU"), strict=True):
             ax.plot(t["L0"], t[col], "o-", color=ARCH_COLORS.get(arch), label=arch)
-    for ax, col in zip(axes, ("MCC: mean matched cosine (1 = every true feature found)", "FVU (0 = exact)"), strict=True):
+    for ax, col in zip(
+        axes, ("MCC: mean matched cosine (1 = every true feature found)", "FVU (0 = exact)"), strict=True
+    ):
         ax.axvline(true_l0, color="grey", ls="--", lw=1)
         ax.set_xlabel("L0 (active latents per token)")
         ax.set_title(col, fontsize=10)

@@ -52,3 +52,15 @@ def test_a_store_from_other_documents_is_refused(made, tokenizer):
     )
     with pytest.raises(ValueError, match="position 2"):
         store_neurons(model, tokenizer, gap, docs, progress=False)
+
+
+def test_store_residual_gives_the_store_rows_of_another_model(made, tokenizer):
+    from helpers.data.neuron_store import store_residual
+    from helpers.model.random_init import random_like
+
+    model, docs, store = made
+    same = store_residual(model, tokenizer, store, docs, batch_size=2, progress=False)
+    assert np.array_equal(same.token_ids, store.token_ids) and np.array_equal(same.positions, store.positions)
+    assert np.allclose(same.acts, store.acts, atol=1e-4 * float(np.abs(store.acts).max()))
+    other = store_residual(random_like(model, seed=3), tokenizer, store, docs, progress=False)
+    assert np.array_equal(other.doc_ids, store.doc_ids) and not np.allclose(other.acts, store.acts)
