@@ -136,7 +136,9 @@ def store_residual(
     site = Site("resid", store.layer)
     cap = capture(model, [site], token_ids=seqs, keep=keeps, batch_size=batch_size, progress=progress)
     if len(cap) != len(store) or not np.array_equal(cap.token_ids, store.token_ids):
-        raise ValueError("the rebuilt documents do not give the store's rows; rebuild the store (notebook 02)")
+        raise ValueError(
+            "the rebuilt documents do not give the store's rows; rebuild the store (notebook 02)"
+        )
     return Store(
         acts=cap[site],
         token_ids=store.token_ids,
