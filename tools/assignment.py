@@ -12,7 +12,8 @@ nbgrader can use the notebooks directly, while the workbook itself never imports
   holds ``YOUR ANSWER HERE`` in its place, as nbgrader writes it.
 
 ``python -m tools.assignment [--out student]`` writes the student versions (what
-``make student`` runs): each solution replaced by ``# YOUR CODE HERE`` /
+``make student`` runs; ``--nbgrader-source --out DIR`` writes nbgrader's source notebooks: solutions
+kept, outputs and saved widget state dropped): each solution replaced by ``# YOUR CODE HERE`` /
 ``raise NotImplementedError()`` as nbgrader does, outputs and execution counts cleared, and the
 executed run's metadata dropped (saved widget state with its images, per-cell execution timings).
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
@@ -207,8 +208,33 @@ def student_version(nb: NotebookNode) -> NotebookNode:
     return out
 
 
-def write_student_versions(notebooks: list[Path], out_dir: Path) -> list[Path]:
-    """Check metadata, then write ``out_dir/NN_*.ipynb`` for each notebook; returns the written paths."""
+def source_version(nb: NotebookNode) -> NotebookNode:
+    """The notebook as nbgrader's ``source/`` should hold it: solutions kept, but outputs, execution
+    counts and the executed run's metadata (saved widget state, timings) dropped, as in the student
+    version. nbgrader's ``generate_assignment`` clears outputs but keeps the notebook-level widget
+    state, so release notebooks copied straight from ``notebooks/`` would carry 12-175 KB of it."""
+    out = nbformat.from_dict(dict(nb))
+    out.metadata = nbformat.from_dict({k: v for k, v in nb.metadata.items() if k not in RUN_METADATA})
+    cells = []
+    for cell in nb.cells:
+        copy = nbformat.from_dict(dict(cell))
+        copy.metadata = nbformat.from_dict(
+            {k: v for k, v in cell.metadata.items() if k not in RUN_CELL_METADATA}
+        )
+        if copy.cell_type == "code":
+            copy.outputs = []
+            copy.execution_count = None
+        cells.append(copy)
+    out.cells = cells
+    return out
+
+
+def write_student_versions(
+    notebooks: list[Path], out_dir: Path, version: Callable[[NotebookNode], NotebookNode] | None = None
+) -> list[Path]:
+    """Check metadata, then write ``out_dir/NN_*.ipynb`` for each notebook (``version``: the student
+    version by default, :func:`source_version` for nbgrader's source); returns the written paths."""
+    version = version or student_version
     written = []
     for path in notebooks:
         nb = read_notebook(path)
@@ -218,7 +244,7 @@ def write_student_versions(notebooks: list[Path], out_dir: Path) -> list[Path]:
                 f"{problems[0]} (and {len(problems) - 1} more); fix the metadata before handing out"
             )
         target = out_dir / path.name
-        text = nbformat.writes(student_version(nb)) + "\n"
+        text = nbformat.writes(version(nb)) + "\n"
         write_atomic(target, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"), suffix=".ipynb")
         written.append(target)
     return written
@@ -229,9 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "student", help="folder to write into (default: student/)"
     )
+    parser.add_argument(
+        "--nbgrader-source",
+        action="store_true",
+        help="write nbgrader's source notebooks: solutions kept, outputs and saved widget state dropped",
+    )
     args = parser.parse_args(argv)
     try:
-        written = write_student_versions(workbook_notebooks(), args.out)
+        args.out.mkdir(parents=True, exist_ok=True)
+        version = source_version if args.nbgrader_source else student_version
+        written = write_student_versions(workbook_notebooks(), args.out, version)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -20,7 +20,15 @@ import time
 from pathlib import Path
 
 from helpers.config import OUTPUT_ENV, ROOT
-from tools.assignment import graded_cells, is_manual, points, read_notebook, workbook_notebooks
+from tools.assignment import (
+    graded_cells,
+    is_manual,
+    points,
+    read_notebook,
+    source_version,
+    workbook_notebooks,
+    write_student_versions,
+)
 from tools.isolation import copy_seed, make_writable
 
 ASSIGNMENT = "brain_surgery"
@@ -60,9 +68,12 @@ def main() -> int:
         shutil.copyfile(ROOT / "tools" / "nbgrader_config.py", course / "nbgrader_config.py")
         source = course / "source" / ASSIGNMENT
         source.mkdir(parents=True)
-        for p in notebooks:
-            shutil.copyfile(p, source / p.name)
+        write_student_versions(notebooks, source, source_version)  # as the README: no saved widget state
         _run(["nbgrader", "generate_assignment", ASSIGNMENT, "--force"], course)
+        release = course / "release" / ASSIGNMENT
+        stale = [p.name for p in notebooks if read_notebook(release / p.name).metadata.get("widgets")]
+        if stale:
+            raise SystemExit(f"release notebooks keep saved widget state: {stale}")
         for student, origin in (("complete", source), ("empty", course / "release" / ASSIGNMENT)):
             target = course / "submitted" / student / ASSIGNMENT
             target.mkdir(parents=True)

@@ -5,6 +5,8 @@ an ``Output`` widget: see :mod:`helpers.viz.widgets`)."""
 from __future__ import annotations
 
 import html
+import textwrap
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,6 +20,7 @@ from helpers.analysis.attribution import (
 )
 from helpers.stats import Interval
 from helpers.validate import as_count
+from helpers.viz.widgets import FULL_WIDTH, boxed, busy_html, dismiss, saved_state_note
 
 _POS, _NEG = "#2b7bba", "#d6604d"  # pushes the metric up / down
 
@@ -129,15 +132,17 @@ def ablation_paths_plot(paths: list[dict]) -> plt.Figure:
     (``attributed`` × fraction), titled by ``title``. Where the two part is where the estimate fails."""
     if not paths:
         raise ValueError("give at least one path to plot")
-    fig, axes = plt.subplots(1, len(paths), figsize=(4.2 * len(paths), 3.6), squeeze=False)
+    width = min(9.0, 3.0 * len(paths))  # ~990 px at 110 dpi, the width it is shown at
+    fig, axes = plt.subplots(1, len(paths), figsize=(width, 3.4), squeeze=False)
     for ax, path in zip(axes[0], paths, strict=True):
         x = np.asarray(path["removed"], dtype=np.float64)
         ax.plot(x, path["measured"], "o-", label="measured (ablation)")
         ax.plot(x, x * path["attributed"], "k--", label="activation × gradient")
         ax.axhline(0, color="grey", lw=0.5)
-        ax.set_xlabel("fraction of the feature removed")
-        ax.set_ylabel("drop of the logit")
-        ax.set_title(path.get("title", ""), fontsize=9)
+        ax.set_xlabel("fraction of the feature removed", fontsize=9)
+        ax.set_ylabel("drop of the logit", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.set_title(textwrap.fill(path.get("title", ""), 36), fontsize=8)
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -164,16 +169,24 @@ def attribution_widget(
     features of that token's logit, with their labels (and their measured ablation drop when
     ``measure``), appear in an HTML widget below. Bad input shows as a red line, not a traceback.
     ``initial``: HTML to show before the first click (e.g. the static render of the same prompt, so
-    building the widget costs no second attribution); by default the prompt is attributed at once."""
+    building the widget costs no second attribution); by default the prompt is attributed at once.
+
+    Each attribution first shows a busy line in the output (the first one is slow: several seconds)
+    and then the table under a status line with the target, the time it took and a click count, so
+    the view visibly changes even when the prompt and token are those of the view it replaces (then
+    the table itself is the same, and the status line says so)."""
     import ipywidgets as widgets
 
     n = as_count(n, "n")
     box = widgets.Text(value=prompt, description="prompt", continuous_update=False)
-    box.layout.width = "60%"
+    box.layout.width = "90%"
     pick = widgets.Dropdown(description="next token", options=[])
     typed = widgets.Text(value="", description="or token", placeholder="e.g. ' Paris' (one token)")
     go = widgets.Button(description="attribute")
     out = widgets.HTML()
+    out.layout.max_width = FULL_WIDTH
+    note = saved_state_note()
+    state = {"clicks": 0, "body": initial}
 
     def refresh(change=None) -> None:
         try:
@@ -185,20 +198,41 @@ def attribution_widget(
         pick.options = [(f"{t!r}  p={p:.2f}", i) for i, t, p in cands]
         pick.value = cands[0][0]
 
-    def show(_=None) -> None:
+    def show(_=None, status: bool = True) -> None:
         target = typed.value if typed.value.strip() else pick.value
+        shown = typed.value.strip() or (pick.label or "").split("  p=")[0]
+        if status:
+            dismiss(note)
+            state["clicks"] += 1
+            out.value = busy_html(f"attributing the logit of {shown} (the first run takes several seconds)")
+        go.disabled = True
+        t0 = time.perf_counter()
         try:
             res = attribute_features(model, tokenizer, sae, layer, box.value, target=target)
             measured = ablation_effects(model, sae, res, n=n) if measure else None
-            out.value = attribution_html(res, labels, measured, n)
+            body = attribution_html(res, labels, measured, n)
         except ValueError as err:
             out.value = _error(str(err))
+            return
+        finally:
+            go.disabled = False
+        line = ""
+        if status:
+            same = body == state["body"]
+            same = " — the same prompt and token as before, so the same table" if same else ""
+            line = (
+                f'<p style="color:#555;font-size:12px">attribution {state["clicks"]}: '
+                f"{html.escape(shown)} in {time.perf_counter() - t0:.1f} s{same}</p>"
+            )
+        state["body"] = body
+        out.value = line + body
 
     box.observe(lambda change: (refresh(), show()), names="value")
     go.on_click(show)
     refresh()
     if initial is None:
-        show()
+        show(status=False)
     else:
         out.value = initial
-    return widgets.VBox([box, widgets.HBox([pick, typed, go]), out])
+    controls = widgets.HBox([pick, typed, go], layout=widgets.Layout(flex_flow="row wrap"))
+    return boxed([box, controls, out], note)

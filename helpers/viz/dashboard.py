@@ -14,7 +14,7 @@ import pandas as pd
 
 from helpers.analysis import features as F
 from helpers.validate import as_count
-from helpers.viz.tokens import token_strings, tokens_html
+from helpers.viz.tokens import WRAP_STYLE, token_strings, tokens_html
 
 
 def _fig_png(fig) -> str:
@@ -28,7 +28,7 @@ def _hist(vals: np.ndarray, i: int) -> str:
     fig, ax = plt.subplots(figsize=(3.6, 2.0))
     ax.hist(vals, bins=40, color="darkorange")
     ax.set_title(f"feature {i}: non-zero activations", fontsize=8)
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=8)
     return _fig_png(fig)
 
 
@@ -96,8 +96,76 @@ def dashboard_html(
         + _examples(tokenizer, store, [e for _, e in quant], vmax, [b for b, _ in quant])
     )
     body = (
-        f"<table><tr><td style='vertical-align:top;width:300px'>{left}</td>"
-        f"<td style='vertical-align:top'>{right}</td></tr></table>"
+        "<table style='width:100%;max-width:100%;table-layout:auto'><tr>"
+        f"<td style='vertical-align:top;text-align:left;width:300px'>{left}</td>"
+        f"<td style='vertical-align:top;text-align:left;{WRAP_STYLE}'>{right}</td></tr></table>"
     )
     report = "<b>the report's view: top 5 texts by max activation</b>" + texts.to_html(index=False)
-    return f"<div style='border:1px solid #ccc;padding:6px;margin:6px 0'>{head}{body}{report}</div>"
+    return (
+        f"<div style='border:1px solid #ccc;padding:6px;margin:6px 0;max-width:100%;box-sizing:border-box;"
+        f"overflow-wrap:anywhere'>{head}{body}{report}</div>"
+    )
+
+
+def browser_orders(table: pd.DataFrame, min_fires: int = 100) -> dict[str, pd.Index]:
+    """The feature browser's orders (caption -> feature ids, first shown first). The theme-lift order
+    keeps only features firing at least ``min_fires`` times: a feature that fired once on a theme's
+    token has the largest possible lift (1 / that theme's share of tokens) and says nothing."""
+    min_fires = as_count(min_fires, "min_fires")
+    enough = table[table["count"] >= min_fires]
+
+    def by(col: str, df: pd.DataFrame = table) -> pd.Index:
+        return df[col].sort_values(ascending=False, kind="stable").index
+
+    return {
+        "density (densest first)": by("density"),
+        f"theme lift, features firing ≥ {min_fires:,} times (most theme-specific first)": by(
+            "theme_lift", enough
+        ),
+        "max activation (strongest first)": by("max_act"),
+    }
+
+
+def feature_browser(table: pd.DataFrame, render, min_fires: int = 100):
+    """A dropdown of orders (:func:`browser_orders`) and a rank slider; shows ``render(feature)`` (an
+    HTML string, e.g. a dashboard) of the feature at that rank, with the saved-state line under it."""
+    import ipywidgets as widgets
+
+    from helpers.viz.widgets import FULL_WIDTH, boxed, dismiss, saved_state_note
+
+    orders = {k: v for k, v in browser_orders(table, min_fires).items() if len(v)}
+    if not orders:
+        raise ValueError("the table has no features to browse")
+    order_box = widgets.Dropdown(options=list(orders), description="sort by")
+    order_box.layout.width = "60%"
+    rank = widgets.IntSlider(
+        value=0, min=0, max=len(orders[order_box.value]) - 1, description="rank", continuous_update=False
+    )
+    out = widgets.HTML()
+    out.layout.max_width = FULL_WIDTH
+    note = saved_state_note()
+    state = {"quiet": False}
+
+    def update(_=None) -> None:
+        i = int(orders[order_box.value][rank.value])
+        out.value = f"<p>rank {rank.value} → feature {i}</p>" + render(i)
+
+    def on_rank(_=None) -> None:
+        if not state["quiet"]:
+            dismiss(note)
+            update()
+
+    def on_order(_=None) -> None:
+        dismiss(note)
+        state["quiet"] = True
+        try:
+            rank.value = 0
+            rank.max = len(orders[order_box.value]) - 1
+        finally:
+            state["quiet"] = False
+        update()
+
+    order_box.observe(on_order, names="value")
+    rank.observe(on_rank, names="value")
+    update()
+    return boxed([widgets.HBox([order_box, rank], layout=widgets.Layout(flex_flow="row wrap")), out], note)

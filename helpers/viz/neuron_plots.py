@@ -21,7 +21,8 @@ def plot_unit_scores(
     """One panel per kind of unit: the histogram of ``column`` with the unit's own label and with
     a random label of the same kind, the means marked (units firing at least ``min_eval_fires``
     times on the held-out rows)."""
-    fig, axes = plt.subplots(1, len(scores), figsize=(4.2 * len(scores), 3.2), sharex=True, sharey=True)
+    width = min(9.0, 3.0 * len(scores))  # at most ~990 px at 110 dpi, the width it is shown at
+    fig, axes = plt.subplots(1, len(scores), figsize=(width, 3.2), sharex=True, sharey=True)
     axes = np.atleast_1d(axes)
     bins = np.linspace(0.3, 1.0, 36)
     for ax, (kind, df) in zip(axes, scores.items(), strict=True):
@@ -32,8 +33,9 @@ def plot_unit_scores(
             ax.hist(v, bins=bins, weights=w, alpha=0.55, color=color, label=f"{name} (mean {v.mean():.3f})")
             ax.axvline(v.mean(), color=color, lw=1.5)
         ax.axvline(0.5, color="grey", ls=":")
-        ax.set_title(f"{kind} ({len(d):,} scored)", fontsize=10)
-        ax.set_xlabel("token-list detection AUROC (held-out)")
+        ax.set_title(f"{kind} ({len(d):,} scored)", fontsize=9)
+        ax.set_xlabel("detection AUROC (held-out)", fontsize=9)
+        ax.tick_params(labelsize=8)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("share of units")
     fig.suptitle("Does a unit's automatic label predict where it fires?", fontsize=11)
@@ -66,6 +68,10 @@ def unit_dashboard_html(
 
 
 def side_by_side(panels: list[str], min_width: int = 520) -> str:
-    """HTML panels in one row (each at least ``min_width`` px; scroll sideways on a narrow screen)."""
-    cells = "".join(f"<div style='flex:1;min-width:{min_width}px;overflow-x:auto'>{p}</div>" for p in panels)
-    return f"<div style='display:flex;gap:8px;overflow-x:auto'>{cells}</div>"
+    """HTML panels in a row that wraps: each at least ``min_width`` px (never wider than the output
+    area), so a ~990 px output area stacks them one under the other instead of scrolling sideways."""
+    cells = "".join(
+        f"<div style='flex:1 1 {min_width}px;min-width:min({min_width}px,100%);max-width:100%'>{p}</div>"
+        for p in panels
+    )
+    return f"<div style='display:flex;flex-wrap:wrap;gap:8px;max-width:100%'>{cells}</div>"

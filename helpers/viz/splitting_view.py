@@ -1,7 +1,8 @@
-"""Views of feature splitting (notebook 04): a small SAE's feature beside its nearest decoder
-directions in wider SAEs, as dashboards side by side; a feature picker around that view (HTML in an
-``ipywidgets.HTML``, never an ``Output`` widget: see :mod:`helpers.viz.widgets`); and the static
-figure: the share of small features found again and split at each width, and the best-match cosines."""
+"""Views of feature splitting (notebook 04): a small SAE's feature above its nearest decoder
+directions in wider SAEs, as dashboards stacked at the output area's width; a feature picker around
+that view (HTML in an ``ipywidgets.HTML``, never an ``Output`` widget: see :mod:`helpers.viz.widgets`);
+and the static figure: the share of small features found again and split at each width, and the
+best-match cosines."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from helpers.analysis.features import FeatureIndex, doc_bounds
 from helpers.analysis.splitting import CHILD, Splitting, best_matches
 from helpers.sae.model import BaseSAE
 from helpers.viz.dashboard import dashboard_html
+from helpers.viz.widgets import FULL_WIDTH, boxed, dismiss, saved_state_note
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,9 @@ class DashboardContext:
         )
 
 
-def _column(head: str, body: str, width: int) -> str:
+def _column(head: str, body: str) -> str:
     return (
-        f"<div style='flex:0 0 {width}px;min-width:{width}px'>"
+        "<div style='width:100%;max-width:100%;min-width:0'>"
         "<div style='font-weight:bold;border-bottom:2px solid #888;margin-bottom:4px'>"
         f"{head}</div>{body}</div>"
     )
@@ -83,16 +85,14 @@ def split_html(
     n: int = 2,
     child: float = CHILD,
     n_top: int = 4,
-    width: int = 560,
 ) -> str:
-    """Feature ``i`` of the ``small`` SAE in the first column, then one column per wider SAE with its
-    ``n`` nearest decoder directions (cosine in each title; *child* when it reaches ``child``), as
-    dashboards side by side (the row scrolls sideways)."""
+    """Feature ``i`` of the ``small`` SAE first, then one block per wider SAE with its ``n`` nearest
+    decoder directions (cosine in each title; *child* when it reaches ``child``), as dashboards
+    stacked one under the other at the output area's width (side by side, a ~990 px output area
+    left each column too narrow for its token lines, which ran over the next column)."""
     i = small.index.check(i)
     W = small.sae.W_dec.detach()[i : i + 1]
-    cols = [
-        _column(f"{html.escape(small.name)} (the small SAE)", ctx.render(small, i, small.name, n_top), width)
-    ]
+    cols = [_column(f"{html.escape(small.name)} (the small SAE)", ctx.render(small, i, small.name, n_top))]
     for view in larger:
         m = best_matches(W, view.sae.W_dec.detach(), k=n)
         n_children = int((m.cos[0] >= child).sum())
@@ -109,11 +109,11 @@ def split_html(
             f"{html.escape(view.name)}: nearest {len(parts)} of {view.index.d_sae:,} "
             f"({n_children} with cos &ge; {child:g})"
         )
-        cols.append(_column(head, "".join(parts), width))
+        cols.append(_column(head, "".join(parts)))
     return (
         f"<div style='font-size:13px'>feature {i} of {html.escape(small.name)} and its nearest decoder "
         f"directions in the wider SAEs</div>"
-        f"<div style='display:flex;gap:10px;overflow-x:auto;align-items:flex-start'>{''.join(cols)}</div>"
+        f"<div style='display:flex;flex-direction:column;gap:10px;max-width:100%'>{''.join(cols)}</div>"
     )
 
 
@@ -134,13 +134,17 @@ def feature_picker(
     if not items:
         raise ValueError("no features to pick from; lower min_children or pick from all live features")
     box = widgets.Dropdown(options=items, value=items[0][1], description=description)
+    box.layout.width = FULL_WIDTH
     out = widgets.HTML(first_html if first_html is not None else render(items[0][1]))
+    out.layout.max_width = FULL_WIDTH
+    note = saved_state_note()
 
     def show(change=None) -> None:
+        dismiss(note)
         out.value = render(box.value)
 
     box.observe(show, names="value")
-    return widgets.VBox([box, out])
+    return boxed([box, out], note)
 
 
 def plot_splitting(res: Splitting, baseline: np.ndarray | None = None):
@@ -150,7 +154,7 @@ def plot_splitting(res: Splitting, baseline: np.ndarray | None = None):
     cosine in each wider SAE, with random directions' best cosines (``baseline``) for chance."""
     if not isinstance(res, Splitting):
         raise ValueError("pass the Splitting that helpers.analysis.splitting.compare_widths returns")
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 3.8))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.6))  # drawn at the ~990 px it is shown at
     names = list(res.sizes)
     x = np.array([res.sizes[n] for n in names])
     found = np.array([np.mean(res.matches[n].best >= res.match) for n in names])
@@ -159,14 +163,14 @@ def plot_splitting(res: Splitting, baseline: np.ndarray | None = None):
     ax.plot(x[order], found[order], "o-", label=f"found again: best cos ≥ {res.match:g}")
     ax.plot(x[order], split[order], "s--", label=f"split: ≥ 2 children (cos ≥ {res.child:g})")
     for n, xi, yi in zip(names, x, found, strict=True):
-        ax.annotate(n, (xi, yi), fontsize=7, textcoords="offset points", xytext=(4, 4))
+        ax.annotate(n, (xi, yi), fontsize=8, textcoords="offset points", xytext=(4, 4))
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(set(x.tolist())), [f"{v:,}" for v in sorted(set(x.tolist()))])
     ax.minorticks_off()
     ax.set_ylim(0, max(0.3, float(max(found.max(), split.max())) * 1.15))
     ax.set_xlabel("features in the other SAE (log scale)")
     ax.set_ylabel(f"share of the {res.d_small:,} {res.small} features")
-    ax.set_title(f"{res.small} features in other SAEs")
+    ax.set_title(f"{res.small} features in other SAEs", fontsize=10)
     ax.legend(fontsize=8)
     low = min(0.0, *(float(res.matches[n].best.min()) for n in names))
     bins = np.linspace(np.floor(low * 10) / 10, 1.0, 51)
@@ -178,7 +182,7 @@ def plot_splitting(res: Splitting, baseline: np.ndarray | None = None):
     bx.axvline(res.match, c="grey", ls=":")
     bx.set_xlabel("best cosine in the other SAE")
     bx.set_ylabel(f"{res.small} features")
-    bx.set_title(f"Best decoder-direction match of each {res.small} feature")
+    bx.set_title(f"Best decoder-direction match of each {res.small} feature", fontsize=10)
     bx.legend(fontsize=8)
     fig.tight_layout()
     return fig

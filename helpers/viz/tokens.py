@@ -16,7 +16,13 @@ def token_strings(tokenizer, token_ids) -> list[str]:
 
 
 def _escape(tok: str) -> str:
-    return html.escape(tok).replace("\n", "⏎<br>").replace(" ", "&nbsp;") or "∅"
+    """The token as HTML: spaces stay ordinary (breakable) spaces, so a row of tokens wraps at the
+    output area's width instead of running past it; a line break shows as ⏎ and breaks the line."""
+    return html.escape(tok).replace("\n", "⏎<br>") or "∅"
+
+
+# token rows wrap inside their box (never wider than the output area): no &nbsp; runs, no nowrap
+WRAP_STYLE = "white-space:normal;overflow-wrap:anywhere;word-break:normal;max-width:100%"
 
 
 def tokens_html(
@@ -42,7 +48,7 @@ def tokens_html(
             f'border-radius:2px;padding:0 1px">{_escape(tok)}</span>'
         )
     return (
-        '<div style="font-family:monospace;font-size:12px;line-height:1.7;white-space:normal">'
+        f'<div style="font-family:monospace;font-size:12px;line-height:1.7;{WRAP_STYLE}">'
         + "".join(spans)
         + "</div>"
     )

@@ -80,7 +80,7 @@ def test_picker_is_html_and_picking_a_feature_updates_it():
 
     small, large, ctx = views()
     box = sv.feature_picker({"feature 0 (2 children)": 0, "feature 1": 1}, lambda i: f"<p>feature {i}</p>")
-    pick, out = box.children
+    pick, out, note = box.children
     assert isinstance(pick, widgets.Dropdown) and isinstance(out, widgets.HTML)
     assert not any(isinstance(c, widgets.Output) for c in box.children)
     assert out.value == "<p>feature 0</p>"

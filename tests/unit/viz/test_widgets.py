@@ -18,7 +18,7 @@ def test_slider_view_draws_into_an_image_not_an_output_widget():
     import ipywidgets as widgets
 
     box = int_slider_view(_fig, 0, 3, 1)
-    slider, image = box.children
+    slider, image, note = box.children
     assert isinstance(image, widgets.Image) and not any(isinstance(c, widgets.Output) for c in box.children)
     first = image.value
     assert first[:8] == b"\x89PNG\r\n\x1a\n"
