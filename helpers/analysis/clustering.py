@@ -20,7 +20,7 @@ import torch
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
-from helpers.analysis.features import FeatureIndex
+from helpers.analysis.features import FeatureIndex, top_k_codes
 from helpers.data.layer_scan import mean_pool
 from helpers.data.store import Store
 from helpers.stats import Interval, grouped_interval
@@ -65,20 +65,7 @@ def random_features(store: Store, width: int, k: int, seed: int = 0, batch_size:
     token for a fixed Gaussian R — the baseline that says what the SAE's *learned* directions add."""
     g = torch.Generator().manual_seed(seed)
     R = torch.randn(store.d_model, width, generator=g) / np.sqrt(store.d_model)
-    mu = torch.as_tensor(store.acts.mean(0))
-    rows, lats, vals = [], [], []
-    for s in range(0, len(store), batch_size):
-        pre = (torch.as_tensor(store.acts[s : s + batch_size]) - mu) @ R
-        v, i = torch.topk(pre, k, dim=-1)
-        v = torch.relu(v)
-        r = torch.arange(s, s + len(pre)).unsqueeze(1).expand_as(i)
-        keep = v > 0
-        rows.append(r[keep].numpy())
-        lats.append(i[keep].numpy())
-        vals.append(v[keep].numpy())
-    return FeatureIndex.from_entries(
-        np.concatenate(rows), np.concatenate(lats), np.concatenate(vals), len(store), width
-    )
+    return top_k_codes(store.acts, store.acts.mean(0), R.T.numpy(), k, batch_size)
 
 
 WEIGHTINGS = ("z", "tfidf")

@@ -110,6 +110,30 @@ class FeatureIndex:
 
 
 @torch.no_grad()
+def top_k_codes(
+    acts: np.ndarray, mu: np.ndarray, enc: np.ndarray, k: int, batch_size: int = 4096
+) -> FeatureIndex:
+    """Every row coded by its ``k`` largest positive values of ``(x - mu) @ enc.T`` (``enc`` [latents, d]):
+    the TopK SAE's encoder with fixed directions. Zero and negative values never fire."""
+    k = as_count(k, "k", 1)
+    E = torch.as_tensor(np.asarray(enc, np.float32)).T.contiguous()
+    m = torch.as_tensor(np.asarray(mu, np.float32))
+    kk = min(k, E.shape[1])
+    rows, lats, vals = [], [], []
+    for s in range(0, len(acts), batch_size):
+        pre = (torch.as_tensor(np.asarray(acts[s : s + batch_size], np.float32)) - m) @ E
+        v, i = torch.topk(pre, kk, dim=-1)
+        r = torch.arange(s, s + len(pre)).unsqueeze(1).expand_as(i)
+        keep = v > 0
+        rows.append(r[keep].numpy())
+        lats.append(i[keep].numpy())
+        vals.append(v[keep].numpy())
+    return FeatureIndex.from_entries(
+        np.concatenate(rows), np.concatenate(lats), np.concatenate(vals), len(acts), E.shape[1]
+    )
+
+
+@torch.no_grad()
 def encode_store(sae: BaseSAE, acts: np.ndarray, batch_size: int = 4096) -> FeatureIndex:
     """Encode every row of ``acts`` in batches and keep only the non-zero activations. Rows holding NaN
     or inf (whose latents never fire: they would silently index as 0 features) are refused in one line."""
