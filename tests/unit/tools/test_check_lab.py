@@ -7,6 +7,7 @@ import json
 
 from tools.check_lab import (
     Failure,
+    button_after,
     console_failures,
     dedupe,
     normalise_html,
@@ -81,3 +82,16 @@ def test_lab_settings_are_written_where_jupyterlab_reads_them(tmp_path):
     write_lab_settings(tmp_path, {"@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"}})
     path = tmp_path / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
     assert json.loads(path.read_text()) == {"windowingMode": "none"}
+
+
+def test_a_control_read_by_a_later_button_is_its_input():
+    ctl = [
+        {"cell": 41, "output": 0, "index": 0, "kind": "dropdown", "label": "feature"},
+        {"cell": 41, "output": 0, "index": 1, "kind": "slider", "label": "strength"},
+        {"cell": 41, "output": 0, "index": 2, "kind": "button", "label": "generate"},
+        {"cell": 42, "output": 0, "index": 0, "kind": "slider", "label": "k"},
+    ]
+    assert button_after(ctl[0], ctl) is ctl[2]
+    assert button_after(ctl[1], ctl) is ctl[2]
+    assert button_after(ctl[2], ctl) is None, "a button is judged by its own change"
+    assert button_after(ctl[3], ctl) is None, "a slider with no button after it must change the view itself"
