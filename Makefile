@@ -21,6 +21,7 @@ help:
 	@echo "make student   write student/NN_*.ipynb: solutions stubbed, outputs cleared"
 	@echo "make grade [SUBMISSIONS=dir]   run the graded checks headless; table + grades.csv"
 	@echo "make bench     speed against the budgets (bench/results.json); make bench-saelens adds SAELens"
+	@echo "make check-lab [NB=...]   each notebook run and its widgets moved in JupyterLab + headless Chromium"
 
 # the pins (numpy 2.4, pandas 3.1 ...) need Python >= 3.11: say so in one line instead of a pip traceback
 PYCHECK = import sys; sys.exit(0 if sys.version_info >= (3, 11) else "$(1) is Python %d.%d; the workbook needs 3.11 or newer: install it and run make PYTHON=python3.11 ..." % sys.version_info[:2])
@@ -119,3 +120,20 @@ $(NBGRADER_STAMP): requirements.txt pyproject.toml
 .PHONY: check-nbgrader
 check-nbgrader: $(NBGRADER_STAMP)
 	PATH="$(CURDIR)/$(NBGRADER_VENV)/bin:$$PATH" $(NBGRADER_VENV)/bin/python -m tools.nbgrader_check
+
+# Optional (never part of make test): each notebook as a student sees it, in JupyterLab (the workbook's .venv)
+# in headless Chromium at 1440 px, ci profile, outputs in a temp folder: Run All, every slider / dropdown /
+# button moved and its view checked to change, no output wider than its area, no console errors;
+# screenshots in .ci_out/lab/. Selenium lives in a separate .venv-lab (requirements-lab.txt, pinned).
+LAB_VENV := .venv-lab
+LAB_STAMP := $(LAB_VENV)/.installed
+LAB_ARGS ?=
+$(LAB_STAMP): requirements-lab.txt
+	test -x $(LAB_VENV)/bin/python || $(PYTHON) -m venv $(LAB_VENV)
+	$(LAB_VENV)/bin/pip install --disable-pip-version-check -q -r requirements-lab.txt
+	touch $(LAB_STAMP)
+
+.PHONY: check-lab
+check-lab: install $(LAB_STAMP)
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { echo "check-lab needs Debian's chromium and chromedriver: apt-get install -y chromium chromium-driver (as root)"; exit 1; }
+	$(LAB_VENV)/bin/python -m tools.check_lab --python $(PY) $(LAB_ARGS) $(NB)
