@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from helpers import config
 from helpers.config import paths
 from helpers.files import atomic_dir, predates_process, remove_stale_temps, save_json
 
@@ -220,12 +221,22 @@ def _check_cache_place(folder: Path, writing: bool) -> None:
         )
 
 
+def _shown(folder: Path) -> str:
+    """``folder`` for a printed line: relative to the repository when inside it, else its last two parts (an
+    absolute path would put the user's own machine into a saved notebook's output)."""
+    folder = Path(folder)
+    try:
+        return str(folder.resolve().relative_to(config.ROOT.resolve()))
+    except ValueError:
+        return str(Path(*folder.parts[-2:]))
+
+
 def _rebuild_cache(folder: Path, why: str) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _check_cache_place(folder, writing=True)
     gguf = bundled_gguf_path()
-    print(f"{why}: dequantising {gguf.name} (~40 s on 2 cores) and caching it in {folder} ...")
+    print(f"{why}: dequantising {gguf.name} (~40 s on 2 cores) and caching it in {_shown(folder)} ...")
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     _write_cache(model, tokenizer, folder)

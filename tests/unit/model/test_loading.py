@@ -234,3 +234,11 @@ def test_what_a_killed_cache_write_left_is_removed_and_a_live_one_kept(tmp_path)
     live.rename(tmp_path / f".{name}.p{int(dead.stdout)}.a81bq3.tmp")  # its writer dies too
     load_model(cache_dir=tmp_path, device="cpu")  # an intact cache: the load cleans
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, other.name, copy.name])
+
+
+def test_the_cache_folder_is_printed_without_the_machine_s_path(tmp_path, monkeypatch):
+    from helpers import config
+
+    monkeypatch.setattr(config, "ROOT", tmp_path)
+    assert models._shown(tmp_path / ".cache" / "models") == ".cache/models"
+    assert models._shown(Path("/home/someone/elsewhere/models")) == "elsewhere/models"
