@@ -647,7 +647,9 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[Failure] = []
     found: list[str] = []
     start = time.monotonic()
-    lab = Lab(args.python, served, work, env)
+    # absolute, without resolving the venv's symlink (JupyterLab runs in another working directory; the Makefile
+    # passes .venv/bin/python)
+    lab = Lab(Path(os.path.abspath(args.python)), served, work, env)
     driver = None
     try:
         driver = browser(args.chromium, args.chromedriver, work / "chromium")
