@@ -647,8 +647,8 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[Failure] = []
     found: list[str] = []
     start = time.monotonic()
-    # absolute, without resolving the venv's symlink (JupyterLab runs in another working directory; the Makefile
-    # passes .venv/bin/python)
+    # absolute, without resolving the venv's symlink: JupyterLab runs in another working directory, and the
+    # Makefile passes .venv/bin/python
     lab = Lab(Path(os.path.abspath(args.python)), served, work, env)
     driver = None
     try:
