@@ -10,7 +10,8 @@ it exists, so a single notebook finds its upstream files), so nothing committed 
 with no cell running (``--timeout`` per notebook). Then:
 
 - every cell that raised is a failure, and so is a widget that did not render;
-- every ``.jp-OutputArea-output`` wider than it is shown (``scrollWidth > clientWidth``) is a failure;
+- every ``.jp-OutputArea-output`` wider than it is shown (``scrollWidth > clientWidth``) is a failure,
+  and so is every image shown below 67% or above 150% of its drawn width (``MIN_SCALE``, ``MAX_SCALE``);
 - every slider, dropdown and button in the outputs is moved / picked / clicked in turn, and its view
   must change: the output holding it (its HTML with the controls themselves left out, and the pixels
   of its images) must differ after the action (``--action-timeout`` each). Screenshots of that output
@@ -70,6 +71,9 @@ LAB_SETTINGS = {
 # console lines that say nothing about the workbook (the closed network, the browser itself)
 IGNORED_CONSOLE = (re.compile(r"favicon\.ico"),)
 OVERFLOW_TOLERANCE_PX = 1  # sub-pixel rounding
+# an image shown below 67% of its drawn width has ~5 px tick labels; above 150% it is blurry and (a widget's
+# figure) taller than a laptop screen: both are failures, the figure must be drawn at the size it is shown
+MIN_SCALE, MAX_SCALE = 0.67, 1.5
 CONTROL_KINDS = ("slider", "dropdown", "button")
 QUIET_S = (
     10  # a slider's or dropdown's view that has not changed after this long with the kernel idle never will
@@ -94,6 +98,17 @@ def overflows(scroll_width: float, client_width: float, tolerance: float = OVERF
     """An output is wider than its box when its content scrolls sideways by more than ``tolerance``
     px. A hidden output (client width 0) is not judged."""
     return client_width > 0 and scroll_width - client_width > tolerance
+
+
+def scale_problem(natural: float, shown: float) -> str | None:
+    """Why an image ``natural`` px wide shown at ``shown`` px is not legible, or None when it is."""
+    ratio = shown / natural
+    if MIN_SCALE <= ratio <= MAX_SCALE:
+        return None
+    return (
+        f"image {natural:.0f} px wide shown at {shown:.0f} px ({ratio:.0%}, allowed {MIN_SCALE:.0%}-"
+        f"{MAX_SCALE:.0%}): draw it at the size it is shown"
+    )
 
 
 def overflow_failures(notebook: str, outputs: list[dict]) -> list[Failure]:
@@ -582,12 +597,9 @@ class NotebookCheck:
         if not info["fileBrowserOpen"]:
             self.found.append(f"{self.name}: the file browser is not open")
         for s in info["scaled"]:
-            ratio = s["shown"] / s["natural"]
-            if ratio < 0.67 or ratio > 1.5:
-                self.found.append(
-                    f"{self.name} cell {s['cell']}: image {s['natural']} px wide shown at {s['shown']} px "
-                    f"({ratio:.0%}), {s['height']} px tall"
-                )
+            problem = scale_problem(s["natural"], s["shown"])
+            if problem:
+                self.fail(s["cell"], f"{problem}, {s['height']} px tall")
         controls = [c for c in info["controls"] if c["kind"] in CONTROL_KINDS]
         self.exercise(controls)
         if controls:

@@ -17,6 +17,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -231,15 +233,37 @@ def _shown(folder: Path) -> str:
         return str(Path(*folder.parts[-2:]))
 
 
-def _rebuild_cache(folder: Path, why: str) -> None:
+def _dequantise_into(folder: Path) -> None:
+    """Dequantise the bundled GGUF and write it as the cache in ``folder`` (in this process)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    _check_cache_place(folder, writing=True)
     gguf = bundled_gguf_path()
-    print(f"{why}: dequantising {gguf.name} (~40 s on 2 cores) and caching it in {_shown(folder)} ...")
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     _write_cache(model, tokenizer, folder)
+
+
+def _rebuild_cache(folder: Path, why: str) -> None:
+    """Build the cache in a child process (``python -m helpers.model.loading FOLDER``): transformers'
+    GGUF loader draws its own progress bar (``tqdm.auto``), which in a notebook becomes a widget that a
+    saved notebook shows frozen at "0%"; the child's output is kept from the notebook (its last lines
+    are shown if it fails), and the dequantised copy's memory goes back when it exits."""
+    _check_cache_place(folder, writing=True)
+    gguf = bundled_gguf_path()
+    print(f"{why}: dequantising {gguf.name} (~40 s on 2 cores) and caching it in {_shown(folder)} ...")
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers.model.loading", str(folder)],
+        cwd=config.ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = " | ".join(ln.strip() for ln in done.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(
+            f"dequantising {gguf.name} failed (exit {done.returncode}): {tail}; "
+            "check `make install` finished, then load again"
+        )
 
 
 def load_model(
@@ -319,3 +343,19 @@ def model_name(model: nn.Module) -> str:
     if BUNDLED_MODEL in src or src.endswith(BUNDLED_MODEL):
         return BUNDLED_MODEL
     return Path(src).name or type(model).__name__
+
+
+if __name__ == "__main__":
+    # python -m helpers.model.loading: build the default cache if it is missing or stale (make install);
+    # python -m helpers.model.loading FOLDER: dequantise into FOLDER (the child of _rebuild_cache)
+    if len(sys.argv) > 2:
+        raise SystemExit("usage: python -m helpers.model.loading [CACHE_FOLDER]")
+    if len(sys.argv) == 2:
+        _dequantise_into(Path(sys.argv[1]))
+    else:
+        cached = Path(paths().model_cache).expanduser() / BUNDLED_MODEL
+        if _cache_problem(cached) is None:
+            print(f"model cache ready in {_shown(cached)}")
+        else:
+            load_model(device="cpu")
+            print(f"model cache written to {_shown(cached)}")

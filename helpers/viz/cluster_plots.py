@@ -27,7 +27,7 @@ def embed_2d(Z: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
 
 def plot_maps(coords: dict[str, np.ndarray], labels: np.ndarray, themes: np.ndarray, title: str):
     """One panel per embedding: colour = cluster, marker = true theme."""
-    fig, axes = plt.subplots(1, len(coords), figsize=(6.5 * len(coords), 5))
+    fig, axes = plt.subplots(1, len(coords), figsize=(min(9.0, 3.6 * len(coords) + 1.8), 4.0))  # fits ~990 px
     cmap = plt.get_cmap("tab10")
     for ax, (name, xy) in zip(np.atleast_1d(axes), coords.items(), strict=True):
         for t in dict.fromkeys(themes):

@@ -12,7 +12,7 @@ from helpers.viz.figures import THEME_MARKERS, theme_color
 
 def plot_scan(scan: pd.DataFrame, chosen: int | None = None):
     """Every per-layer statistic against depth, one panel each."""
-    fig, axes = plt.subplots(2, 3, figsize=(14, 7), sharex=True)
+    fig, axes = plt.subplots(2, 3, figsize=(9, 5.8), sharex=True)  # drawn at the ~990 px it is shown at
     L = scan["layer"]
     ax = axes[0, 0]
     ax.plot(L, scan["max"], "o-", label="max (log scale)")
@@ -51,6 +51,9 @@ def plot_scan(scan: pd.DataFrame, chosen: int | None = None):
     if chosen is not None:
         for a in axes.flat:
             a.axvline(chosen, c="crimson", alpha=0.4, lw=3)
+    for a in axes.flat:
+        a.title.set_fontsize(9)
+        a.tick_params(labelsize=8)
     fig.suptitle(
         "Residual stream statistics by layer" + (f" (chosen: layer {chosen})" if chosen is not None else "")
     )
@@ -65,7 +68,7 @@ def plot_layer_view(
     the mean-pooled prompts coloured by theme (first tokens left out)."""
     later = np.asarray(positions) > 0
     xs = np.asarray(x)[later]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.5))  # drawn at the ~990 px it is shown at
     ax = axes[0]
     ax.hist(xs.ravel(), bins=200, color="steelblue")
     ax.set_yscale("log")
@@ -95,5 +98,8 @@ def plot_layer_view(
     ax.set_ylabel(f"PC2 ({var[1]:.0%})")
     ax.set_title("prompts, mean-pooled, PCA")
     ax.legend(fontsize=7)
+    for a in axes:
+        a.title.set_fontsize(9)
+        a.tick_params(labelsize=8)
     fig.tight_layout()
     return fig

@@ -13,7 +13,8 @@ from helpers.sae.train import TrainLog
 def plot_training(logs: dict[str, TrainLog]):
     """Loss and its parts (reconstruction, sparsity term) against training tokens, per run, and the
     FVU on held-out and on training rows at a few points: the memorisation gap as it opens."""
-    fig, axes = plt.subplots(1, 4, figsize=(19, 3.8))
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.4))  # drawn at the ~990 px it is shown at
+    axes = axes.ravel()
     for name, log in logs.items():
         t = np.asarray(log.tokens) / 1e3
         (line,) = axes[0].plot(t, log.loss, label=name)
@@ -26,14 +27,16 @@ def plot_training(logs: dict[str, TrainLog]):
     axes[3].set_title("FVU: held-out vs training rows")
     axes[3].set_xlabel("training tokens (thousands)")
     axes[3].legend(fontsize=7)
+    axes[3].tick_params(labelsize=8)
     for ax, title in zip(
         axes[:3],
         ["total loss", "reconstruction ||x - x̂||² / d", "sparsity term (λ·L1, or AuxK) / d"],
         strict=True,
     ):
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("training tokens (thousands)")
         ax.set_yscale("log")
+        ax.tick_params(labelsize=8)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -41,7 +44,7 @@ def plot_training(logs: dict[str, TrainLog]):
 
 def plot_activations(f_by_name: dict[str, np.ndarray], rates_by_name: dict[str, np.ndarray]):
     """Histogram of the non-zero latent activations, of log10 feature density, and of L0."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))  # drawn at the ~990 px it is shown at
     for name, f in f_by_name.items():
         nz = f[f > 0]
         axes[0].hist(nz, bins=100, histtype="step", lw=1.5, label=f"{name}: {nz.size / f.size:.2%} non-zero")
@@ -60,7 +63,9 @@ def plot_activations(f_by_name: dict[str, np.ndarray], rates_by_name: dict[str, 
     axes[2].set_title("L0 per token (eval)")
     axes[2].set_xlabel("active latents")
     for ax in axes:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=8)
+        ax.title.set_fontsize(10)
     fig.tight_layout()
     return fig
 

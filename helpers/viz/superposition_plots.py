@@ -20,6 +20,7 @@ from helpers.sae.superposition import REPRESENTED, Recovery, ToyModel, train_toy
 # it is unreadable on white
 CMAP = ListedColormap(plt.get_cmap("viridis")(np.linspace(0.8, 0.0, 256)))
 LIM = 1.45  # a represented feature's column has norm ~1-1.2
+WIDGET_DPI = 100  # the widget shows its PNG at this size, pixel for pixel: 740 x 330 px
 
 
 def importance_norm(toys: Sequence[ToyModel]) -> Normalize:
@@ -99,7 +100,7 @@ def plot_toy_models(toys: Sequence[ToyModel], titles: Sequence[str] | None = Non
         raise ValueError(f"{len(titles)} titles for {len(toys)} toy models; give one per model")
     k = len(toys)
     fig, axes = plt.subplots(
-        2, k, figsize=(2.9 * k + 1.2, 6.0), squeeze=False, gridspec_kw={"height_ratios": [1.25, 1]}
+        2, k, figsize=(2.6 * k + 1.2, 6.0), squeeze=False, gridspec_kw={"height_ratios": [1.25, 1]}
     )
     im = None
     norm = importance_norm(toys)
@@ -109,6 +110,19 @@ def plot_toy_models(toys: Sequence[ToyModel], titles: Sequence[str] | None = Non
     sm = plt.cm.ScalarMappable(norm=norm, cmap=CMAP)
     fig.colorbar(sm, ax=axes[0, :].tolist(), shrink=0.8, label="importance $I_i$")
     fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="$W_i \\cdot W_j$")
+    return fig
+
+
+def plot_toy_row(toy: ToyModel, title: str | None = None):
+    """One toy model (m = 2) in one row: W's columns beside WᵀW, each with its colour bar (the widget's
+    view: short enough that its sliders stay on screen with it)."""
+    _require_2d(toy)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(7.4, 3.3), gridspec_kw={"width_ratios": [1.1, 1]})
+    norm = importance_norm([toy])
+    draw_columns(ax, toy, title, norm)
+    im = draw_interference(bx, toy)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=CMAP), ax=ax, shrink=0.8, label="importance $I_i$")
+    fig.colorbar(im, ax=bx, shrink=0.8, label="$W_i \\cdot W_j$")
     return fig
 
 
@@ -136,7 +150,7 @@ def plot_recovery(toy: ToyModel, rec: Recovery, hidden: np.ndarray, max_points: 
     order, n_matched, n_live = _latent_order(rec)
     d_sae = len(rec.directions)
     counts = f"{d_sae} latents: {n_matched} matched, {n_live - n_matched} other live, {d_sae - n_live} dead"
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1, 1.3]})
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
     norm = importance_norm([toy])
     if toy.m == 2:
         draw_columns(ax, toy, f"truth (arrows) vs SAE decoder rows\n{counts}", norm)
@@ -187,7 +201,7 @@ def _png(fig) -> bytes:
     bounds instead of ``bbox_inches="tight"``, which draws the figure twice: a redraw takes half the time,
     and the column view fits its canvas anyway."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    fig.savefig(buf, format="png", dpi=WIDGET_DPI)
     plt.close(fig)
     return buf.getvalue()
 
@@ -213,7 +227,7 @@ def superposition_widget(
             toy = train_toy(n=n, m=2, sparsity=key[0], decay=key[1], steps=steps, seed=seed)
             rep = int(toy.represented(REPRESENTED).sum())
             title = f"S = {key[0]:g}, decay {key[1]:g}: {rep} of {n} features"
-            cache[key] = _png(plot_toy_models([toy], [title]))
+            cache[key] = _png(plot_toy_row(toy, title))
         return cache[key]
 
     common = {"continuous_update": False, "style": {"description_width": "initial"}}
@@ -223,7 +237,11 @@ def superposition_widget(
     d_slider = widgets.FloatSlider(
         value=decay, min=0.5, max=1.0, step=0.05, description="importance decay", **common
     )
-    image = widgets.Image(value=render(sparsity, decay), format="png")
+    first = render(sparsity, decay)
+    # shown at the PNG's own width: an Image widget otherwise stretches to the output area (2.7x, blurry,
+    # taller than a laptop screen, so the sliders and the WᵀW panel were never in view together)
+    width = int.from_bytes(first[16:20], "big")
+    image = widgets.Image(value=first, format="png", layout=widgets.Layout(width=f"{width}px"))
 
     def show(change=None) -> None:
         image.value = render(s_slider.value, d_slider.value)

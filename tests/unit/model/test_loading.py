@@ -242,3 +242,24 @@ def test_the_cache_folder_is_printed_without_the_machine_s_path(tmp_path, monkey
     monkeypatch.setattr(config, "ROOT", tmp_path)
     assert models._shown(tmp_path / ".cache" / "models") == ".cache/models"
     assert models._shown(Path("/home/someone/elsewhere/models")) == "elsewhere/models"
+
+
+def test_dequantising_runs_in_a_child_whose_failure_is_one_line(monkeypatch, tmp_path, capsys):
+    """The GGUF loader's own progress bar must not reach a notebook (a saved notebook showed it frozen at
+    0%): the cache is built by ``python -m helpers.model.loading FOLDER`` with its output captured."""
+    import subprocess
+
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append((cmd, kw))
+        return subprocess.CompletedProcess(cmd, 1, "", "Traceback ...\n  ...\nOSError: disk full\n")
+
+    monkeypatch.setattr(models, "bundled_gguf_path", lambda: tmp_path / "m.gguf")
+    monkeypatch.setattr(models.subprocess, "run", fake_run)
+    with pytest.raises(RuntimeError, match=r"dequantising m\.gguf failed \(exit 1\): .*OSError: disk full"):
+        models._rebuild_cache(tmp_path / "cache", "First load")
+    ((cmd, kw),) = calls
+    assert cmd[1:] == ["-m", "helpers.model.loading", str(tmp_path / "cache")]
+    assert kw["capture_output"] is True, "the child's progress bar must not reach the notebook"
+    assert "dequantising m.gguf" in capsys.readouterr().out

@@ -95,3 +95,12 @@ def test_a_control_read_by_a_later_button_is_its_input():
     assert button_after(ctl[1], ctl) is ctl[2]
     assert button_after(ctl[2], ctl) is None, "a button is judged by its own change"
     assert button_after(ctl[3], ctl) is None, "a slider with no button after it must change the view itself"
+
+
+def test_scale_rule_fails_figures_not_drawn_at_the_size_they_are_shown():
+    from tools.check_lab import scale_problem
+
+    assert scale_problem(890, 890) is None
+    assert scale_problem(1389, 993) is None, "71%: still legible"
+    assert "53%" in scale_problem(1890, 993), "03's training curves as they were: ~5 px tick labels"
+    assert "268%" in scale_problem(369, 989), "03's superposition widget as it was: blurry and too tall"

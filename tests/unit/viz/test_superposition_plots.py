@@ -68,3 +68,11 @@ def test_widget_redraws_into_an_image_on_each_slider():
     s_slider.value, d_slider.value = 0.9, 0.9  # back to the start: served from the cache
     assert image.value == first
     assert plt.get_fignums() == []  # every rendered figure is closed
+
+
+def test_widget_shows_its_png_pixel_for_pixel_and_fits_a_laptop_output_area():
+    box = superposition_widget(steps=20)
+    _, image = box.children
+    width, height = int.from_bytes(image.value[16:20], "big"), int.from_bytes(image.value[20:24], "big")
+    assert image.layout.width == f"{width}px", "stretched to the output area, the PNG is blurry and too tall"
+    assert width <= 990 and height <= 400, "the sliders and both panels must be in view together"
