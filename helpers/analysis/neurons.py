@@ -220,11 +220,17 @@ def compare_kinds(
 ) -> pd.DataFrame:
     """One row per kind (name -> its :class:`~helpers.analysis.labels.DetectionCounts`): how many units
     were scored (firing at least ``min_eval_fires`` times on held-out rows, with a defined score), the
-    mean and median token-list detection AUROC, the same for the random-label baseline, the mean gain
-    over it (own - random, paired per unit) and the share of units above 0.9 (with the random share), each
-    with a bootstrap 95% interval over the held-out **prompts** (``prompts``: their number, the n of
-    every interval): each resample draws prompts with replacement and rescores every unit on their
-    tokens. All kinds share the resamples (one ``seed``)."""
+    mean token-list detection AUROC, the same for the random-label baseline and the mean gain over it
+    (own - random, paired per unit), each with a bootstrap 95% interval over the held-out **prompts**
+    (``prompts``: their number, the n of every interval): each resample draws prompts with replacement
+    and rescores every unit on their tokens. All kinds share the resamples (one ``seed``).
+
+    The median AUROC and the shares of units above 0.9 (own and random label) are given as point values
+    only, to 3 decimals: under prompt resampling they are biased. A unit that fires in one or two prompts
+    drops out of the resamples that miss them and scores an extreme AUROC in those that repeat them, so
+    their percentile intervals missed their own point values (the share above 0.9 of notebook 04's SAE
+    features: 0.088 with an "interval" of [0.100, 0.123]). The means and the gain are what the notebooks
+    read and compare."""
     groups = _check_groups(counts)
     draws = prompt_draws(len(groups), n_boot, seed)
     n = len(groups)
@@ -243,19 +249,15 @@ def compare_kinds(
                     "units": len(c.units),
                     "prompts": n,
                     "mean": _interval(own.mean(), np.nanmean(b_own, 1), n),
-                    "median": _interval(np.median(own), np.nanmedian(b_own, 1), n),
                     "random mean": _interval(rnd.mean(), np.nanmean(b_rnd, 1), n),
                     "gain (own - random)": _interval((own - rnd).mean(), np.nanmean(b_own - b_rnd, 1), n),
-                    "share > 0.9": _interval((own > 0.9).mean(), _share(b_own, 0.9), n),
-                    "random share > 0.9": _interval((rnd > 0.9).mean(), _share(b_rnd, 0.9), n),
+                    # no intervals for these three: see the docstring
+                    "median (no interval)": round(float(np.median(own)), 3),
+                    "share > 0.9 (no interval)": round(float((own > 0.9).mean()), 3),
+                    "random share > 0.9": round(float((rnd > 0.9).mean()), 3),
                 }
             )
     return pd.DataFrame(rows).set_index("kind")
-
-
-def _share(b: np.ndarray, above: float) -> np.ndarray:
-    ok = np.isfinite(b)
-    return np.where(ok.any(1), (np.where(ok, b, -np.inf) > above).sum(1) / np.maximum(ok.sum(1), 1), np.nan)
 
 
 def kind_differences(

@@ -426,8 +426,9 @@ def matched_perplexity(
     perplexity (both interpolated linearly along its strength sweep, 0 = the unsteered texts), ``a``
     minus ``b`` with a bootstrap 95% interval over prompts (each draw recomputes both curves; draws in
     which a method never reaches the target are left out and counted in ``draws``), the difference of
-    each sampling seed alone, and the verdict of :func:`compare_methods`. NaN where a method never
-    reaches the target on all the texts."""
+    each sampling seed alone, and the verdict of :func:`compare_methods` where both methods reach the
+    target in at least 97.5% of the draws (``MIN_REACHED``; else "no verdict: reached in N% of draws").
+    NaN where a method never reaches the target on all the texts."""
     _validate_measured(per_text)
     ratio = as_finite(ratio, "ratio", 1.0, open_lo=True)
     for method in (a, b, "unsteered"):
@@ -473,6 +474,20 @@ def matched_perplexity(
             | {"draws": f"{usable}/{n_boot}", "prompts": g["prompt"].nunique(), "seeds": len(per_seed)}
             | {"seed min": np.nanmin(per_seed) if np.isfinite(per_seed).any() else np.nan}
             | {"seed max": np.nanmax(per_seed) if np.isfinite(per_seed).any() else np.nan}
-            | {"verdict": _verdict(iv, per_seed, a, b) if np.isfinite(sa - sb) else "not reached"}
+            | {"verdict": _matched_verdict(iv, per_seed, a, b, sa - sb, usable, n_boot)}
         )
     return pd.DataFrame(rows)
+
+
+MIN_REACHED = 0.975  # a matched-perplexity verdict needs both methods at the target in this share of draws
+
+
+def _matched_verdict(iv, per_seed: np.ndarray, a: str, b: str, point: float, usable: int, n_boot: int) -> str:
+    """:func:`_verdict`, but only where the interval is one: the draws in which a method never reaches
+    the target are left out of it, so if more than 2.5% of them are missing, its 2.5% tail is not
+    known (the draws left out are those near the end of the sweep) and no method is ranked."""
+    if not np.isfinite(point):
+        return "not reached"
+    if usable < MIN_REACHED * n_boot:
+        return f"no verdict: reached in {usable / n_boot:.0%} of draws"
+    return _verdict(iv, per_seed, a, b)

@@ -27,7 +27,7 @@ def embed_2d(Z: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
 
 def plot_maps(coords: dict[str, np.ndarray], labels: np.ndarray, themes: np.ndarray, title: str):
     """One panel per embedding: colour = cluster, marker = true theme."""
-    fig, axes = plt.subplots(1, len(coords), figsize=(min(9.0, 3.6 * len(coords) + 1.8), 4.0))  # fits ~990 px
+    fig, axes = plt.subplots(1, len(coords), figsize=(min(9.0, 4.2 * len(coords) + 0.6), 4.6))  # fits ~990 px
     cmap = plt.get_cmap("tab10")
     for ax, (name, xy) in zip(np.atleast_1d(axes), coords.items(), strict=True):
         for t in dict.fromkeys(themes):
@@ -51,9 +51,10 @@ def plot_maps(coords: dict[str, np.ndarray], labels: np.ndarray, themes: np.ndar
         plt.Line2D([], [], marker="s", ls="", color=cmap(c % 10), label=f"cluster {c}")
         for c in np.unique(labels)
     ]
-    fig.legend(handles=handles, loc="center right", fontsize=8)
+    # below the panels: at the ~990 px the figure is shown at, a legend at the side covers a panel
+    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0, 0.85, 1))
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
     return fig
 
 

@@ -28,7 +28,7 @@ def plot_scan(scan: pd.DataFrame, chosen: int | None = None):
     ax.plot(L, scan["other_norm"], "s-", label="other tokens")
     ax.set_yscale("log")
     ax.set_title("mean token norm")
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left")
     ax = axes[0, 2]
     ax.plot(L, scan["sink_ratio"], "o-")
     ax.set_yscale("log")
@@ -47,7 +47,7 @@ def plot_scan(scan: pd.DataFrame, chosen: int | None = None):
     ax.set_ylim(0, 1.05)
     ax.set_title("theme probe accuracy (5-fold CV)")
     ax.set_xlabel("layer")
-    ax.legend()
+    ax.legend(fontsize=8)
     if chosen is not None:
         for a in axes.flat:
             a.axvline(chosen, c="crimson", alpha=0.4, lw=3)
@@ -68,7 +68,7 @@ def plot_layer_view(
     the mean-pooled prompts coloured by theme (first tokens left out)."""
     later = np.asarray(positions) > 0
     xs = np.asarray(x)[later]
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.5))  # drawn at the ~990 px it is shown at
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.9))  # drawn at the ~990 px it is shown at
     ax = axes[0]
     ax.hist(xs.ravel(), bins=200, color="steelblue")
     ax.set_yscale("log")
@@ -81,6 +81,7 @@ def plot_layer_view(
     ax.axhline(np.median(mag), c="grey", ls=":", label="median dim")
     ax.set_title(f"top {k} dimensions by mean |value|")
     ax.set_xlabel("dimension")
+    ax.tick_params(axis="x", labelrotation=90)
     ax.legend()
     ax = axes[2]
     docs, pooled = mean_pool(x, doc_ids, later)
@@ -97,9 +98,10 @@ def plot_layer_view(
     ax.set_xlabel(f"PC1 ({var[0]:.0%})")
     ax.set_ylabel(f"PC2 ({var[1]:.0%})")
     ax.set_title("prompts, mean-pooled, PCA")
-    ax.legend(fontsize=7)
+    # the themes' legend below the panels: inside the scatter it covers points at this width
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=5, fontsize=8, frameon=False)
     for a in axes:
         a.title.set_fontsize(9)
         a.tick_params(labelsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig

@@ -36,7 +36,7 @@ def plot_training(logs: dict[str, TrainLog]):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("training tokens (thousands)")
         ax.set_yscale("log")
-        ax.tick_params(labelsize=8)
+        ax.tick_params(which="both", labelsize=8)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -52,6 +52,10 @@ def test_a_unit_that_tracks_a_token_gets_a_perfect_label():
     iv = cmp.loc["a", "mean"]
     assert isinstance(iv, Interval) and cmp.loc["a", "units"] == 2 and cmp.loc["a", "prompts"] == 5
     assert iv.n == 5 and iv.value == pytest.approx(out["token_auroc"].mean())
+    # biased under prompt resampling (their percentile intervals missed their own point values): no intervals
+    for col in ("median (no interval)", "share > 0.9 (no interval)", "random share > 0.9"):
+        assert isinstance(cmp.loc["a", col], float), col
+    assert cmp.loc["a", "median (no interval)"] == pytest.approx(round(out["token_auroc"].median(), 3))
     with pytest.raises(ValueError, match="too few"):
         N.compare_kinds({"a": counts.subset([0])})
     diff = N.kind_differences({"a": counts, "b": counts}, [("a", "b")], n_boot=50)

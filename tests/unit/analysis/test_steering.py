@@ -226,6 +226,23 @@ def test_matched_perplexity_interpolates_each_method_at_the_same_cost():
         S.matched_perplexity(per_text[per_text["method"] != "unsteered"])
 
 
+def test_no_matched_verdict_when_a_method_misses_the_target_in_many_draws():
+    """06 once ranked Technology's methods at 2x perplexity on the 1,420 of 2,000 draws in which both
+    reached it: an interval over the draws left after dropping 29% of them is no 95% interval."""
+    per_text = _curve_texts((5.0, 6.0, 20.0), (8.0, 16.0, 32.0), (0.2, 0.3, 0.5), (0.1, 0.1, 0.1))
+    late = (per_text["method"] == "clamp") & (per_text["strength"] == 4.0)
+    low = per_text["prompt"].isin([f"q{p}" for p in range(4, 8)])
+    per_text.loc[late & low, "nll"] = np.log(6.5)  # half the prompts never reach 8: resamples of them miss it
+    row = S.matched_perplexity(per_text, ratio=2.0, n_boot=400).iloc[0]
+    reached = int(row["draws"].split("/")[0])
+    assert np.isfinite(row["difference"]) and reached < 0.975 * 400
+    assert row["verdict"] == f"no verdict: reached in {reached / 400:.0%} of draws"
+    assert (
+        S._matched_verdict(None, np.array([1.0]), "a", "b", 0.1, 1420, 2000)
+        == "no verdict: reached in 71% of draws"
+    )
+
+
 def test_strength_at_and_value_at():
     assert S.strength_at(np.array([0, 1, 2.0]), np.array([4, 6, 12.0]), 8.0) == pytest.approx(4 / 3)
     assert S.strength_at(np.array([0, 1.0]), np.array([4, 6.0]), 8.0) == float("inf")
