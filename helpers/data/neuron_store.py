@@ -85,6 +85,17 @@ def first_tokens_of(docs: pd.DataFrame, tokenizer: PreTrainedTokenizerBase) -> d
     return {int(p): int(e[0]) for p, e in zip(first["prompt_id"], enc, strict=True)}
 
 
+def document_tokens(
+    store: Store, docs: pd.DataFrame, tokenizer: PreTrainedTokenizerBase
+) -> dict[int, np.ndarray]:
+    """Each stored document's full token ids, position 0 first (doc id -> ids), so that ``ids[p]`` is the
+    token at stored position ``p``. A store keeps a prompt's tokens once (its later samples keep only
+    their continuation) and no document's first token, so the stored rows of a document alone are not
+    its sequence: indexing them by position reads the wrong token (notebook 06 once did)."""
+    ids, seqs, _ = store_sequences(store, docs, first_tokens_of(docs, tokenizer))
+    return dict(zip(ids, seqs, strict=True))
+
+
 def store_neurons(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,

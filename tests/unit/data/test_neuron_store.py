@@ -7,7 +7,7 @@ import pytest
 from helpers import config
 from helpers.config import GenerationConfig
 from helpers.data import pipeline
-from helpers.data.neuron_store import first_tokens_of, store_neurons, store_sequences
+from helpers.data.neuron_store import document_tokens, first_tokens_of, store_neurons, store_sequences
 from helpers.data.store import Store
 from tests.conftest import TEXTS, tiny_llama
 
@@ -39,6 +39,20 @@ def test_sequences_rebuild_later_samples_from_their_prompt(made, tokenizer):
         n_prompt = by.loc[d, "prompt_tokens"]
         assert s[:n_prompt].tolist() == tokenizer(TEXTS[by.loc[d, "prompt_id"]]).input_ids
         assert not k[0] and (by.loc[d, "sample"] == 0 or not k[1:n_prompt].any())
+
+
+def test_document_tokens_put_each_stored_row_at_its_own_position(made, tokenizer):
+    """06's ablation read a later sample's rows as if they started at position 1: the token at a stored
+    position must be that row's token, for the first and the later samples alike."""
+    _, docs, store = made
+    full = document_tokens(store, docs, tokenizer)
+    assert set(full) == set(np.unique(store.doc_ids).tolist())
+    for row in range(len(store)):
+        assert full[int(store.doc_ids[row])][int(store.positions[row])] == store.token_ids[row]
+    later = docs.loc[docs["sample"] > 0, "doc_id"].iloc[0]
+    naive = store.token_ids[store.doc_ids == later]
+    pos = store.positions[store.doc_ids == later]
+    assert pos[0] > 1 and len(naive) < pos[-1] + 1, "the naive [first] + rows is shorter than the text"
 
 
 def test_a_store_from_other_documents_is_refused(made, tokenizer):
