@@ -330,3 +330,24 @@ def test_bad_input_becomes_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no .ipynb files and no student folders"):
         grading.submissions(tmp_path / "empty")
+
+
+def test_prepare_alone_sets_the_graders_secret(tmp_path, monkeypatch):
+    """`python -m tools.grading --prepare` (the nbgrader recipe's first step) ran the references without
+    the secret the diagnosis is judged with, so on a fresh clone the workbook's own 03 failed to prepare."""
+    from helpers.sae.bad_runs import SECRET_ENV
+
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    seen = []
+
+    def fake_run_student(*args, **kw):
+        seen.append(grading.os.environ.get(SECRET_ENV))
+
+    monkeypatch.setattr(grading, "run_student", fake_run_student)
+    monkeypatch.setattr(grading.isolation, "store_prepared", lambda out, *a, **k: out)
+    ref = nbformat.v4.new_notebook()
+    grading.prepared_outputs(
+        [("99_tiny.ipynb", ref)], work=tmp_path, rng=None, cache_dir=tmp_path / "cache", log=lambda m: None
+    )
+    grading.os.environ.pop(SECRET_ENV, None)  # the secret set here must not leak into other tests
+    assert seen and seen[0], "the references ran without the grader's secret"
