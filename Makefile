@@ -48,9 +48,11 @@ run: install
 		echo "   $$(( $$(date +%s) - start )) s"; \
 	done
 
+# one thread: the unit tests' tiny models gain nothing from a second one, whose spinning cost ~180 s of CPU
+# beside nbval (126 s alone, 114 s of CPU)
 UNIT_NICE ?=
 unit: install
-	$(UNIT_NICE) $(PY) -m pytest tests/unit -q
+	$(UNIT_NICE) env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest tests/unit -q
 
 # nbval runs each notebook once, with its invert checks (tools/invert.py): before each exercise's solution,
 # the student version of the cell runs and each of its checks must fail; then the solution and its checks
@@ -66,8 +68,8 @@ nbval: install
 invert: install
 	WORKBOOK_PROFILE=ci $(PY) -m pytest -q tests/notebooks
 
-# unit tests beside nbval (-j2): alone, the nbval kernel keeps ~1.4 of the 2 cores busy on average; the unit
-# tests run at a lower priority (nice) in what it leaves, so nbval, the longer of the two, is barely slowed.
+# unit tests beside nbval (-j2): alone, the nbval kernel keeps ~1.5 of the 2 cores busy on average; the unit
+# tests run on one thread at a lower priority (nice) in what it leaves, so nbval, the longer, is barely slowed.
 # Each target's output is printed whole when it ends.
 test: lint
 	$(MAKE) --no-print-directory --output-sync=target -j2 unit nbval UNIT_NICE="nice -n 5"
