@@ -65,6 +65,10 @@ class BaseSAE(nn.Module):
     saelens_architecture = "standard"  # SAELens' name for it in cfg.json
     activation_fn = "relu"
     sparsity_name = "sparsity term"  # what TrainLog.sparsity holds for this architecture
+    # True where a training step does not read the run's length (no warm-up or schedule of its own): a
+    # shorter run then shares a longer one's constant-learning-rate steps exactly (train_sae's branches).
+    # Read from the class's own body only: a subclass with its own step is not length-free until it says so
+    length_free = False
 
     def __init__(self, cfg: SAEConfig):
         super().__init__()

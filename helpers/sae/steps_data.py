@@ -25,6 +25,12 @@ from helpers.sae.metrics import sae_metrics
 from helpers.sae.train import train_or_load
 
 
+def step_budgets(cfg: SAEConfig, shares: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2)) -> tuple[int, ...]:
+    """The steps curve's budgets below the kept run's: ``cfg.steps`` x each share. Pass them as the kept
+    run's ``branches`` (:func:`helpers.sae.train.train_or_load`) and they cost only their decays."""
+    return tuple(max(1, round(share * cfg.steps)) for share in sorted(shares))
+
+
 def steps_and_data(
     cfg: SAEConfig,
     x_train: np.ndarray,
@@ -69,8 +75,7 @@ def steps_and_data(
         row["fvu_train"] = sae_metrics(sae, x[rng.permutation(len(x))[:train_sample]])["fvu"]
         rows.append({**row, "sae": sae})
 
-    for share in sorted(shares):
-        steps = max(1, round(share * cfg.steps))
+    for share, steps in zip(sorted(shares), step_budgets(cfg, shares), strict=True):
         run("all rows", 1.0, steps)
         run("share, equal passes", share, steps)
     run("all rows", 1.0, cfg.steps)

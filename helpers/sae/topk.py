@@ -89,6 +89,7 @@ class TopKSAE(BaseSAE):
     saelens_architecture = "topk"
     activation_fn = "topk"
     sparsity_name = "weighted AuxK term"
+    length_free = True  # train_step reads neither the step nor the run's length
 
     def make_encoder(self, d: int, m: int) -> None:
         self.W_enc_t = nn.Parameter(torch.empty(m, d))
