@@ -11,17 +11,24 @@ residual stream captured on the way equals the store's: if it does, every row li
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from helpers.config import paths
 from helpers.data.store import Store
+from helpers.files import load_npz, save_npz
 from helpers.model.capture import Site, capture
 from helpers.model.loading import model_name
 from helpers.model.neurons import capture_neurons
+
+DEFAULT = "default"  # store_neurons' cache: data/neurons.npz of the active profile
 
 
 @dataclass
@@ -105,12 +112,46 @@ def store_neurons(
     batch_size: int = 64,
     tolerance: float = 1e-3,
     progress: bool = True,
+    cache: Path | str | None = DEFAULT,
 ) -> StoreNeurons:
     """The MLP neurons of block ``store.layer`` at every row of ``store`` (row for row), by re-feeding
     each document's exact token ids. Refused with one line when the residual captured on the way
     differs from the store's by more than ``tolerance`` of a typical row norm (the store was made
     from other documents, another model or another layer). Batches of 64 documents: on 2 cores they
-    ran ~30% faster than batches of 16 (larger matrix products)."""
+    ran ~30% faster than batches of 16 (larger matrix products).
+
+    Saved to ``cache`` (default ``data/neurons.npz``; None: not saved) with a key of the store's rows and
+    the model, and reused from it while both are the same (notebooks 04 and 07 read the same neurons:
+    ~40 s each on 2 cores); an unreadable or stale file is captured again and replaced."""
+    path = paths().data / "neurons.npz" if cache is DEFAULT else (Path(cache) if cache is not None else None)
+    key = _neurons_key(model, store)
+    if path is not None and path.is_file():
+        try:
+            saved = load_npz(path)
+            if str(saved["key"]) == key and saved["neurons"].shape[0] == len(store):
+                return StoreNeurons(saved["neurons"], store.layer, float(saved["resid_error"]))
+        except (ValueError, KeyError):
+            pass  # unreadable or from older code: captured again below
+    out = _capture_neurons(model, tokenizer, store, docs, batch_size, tolerance, progress)
+    if path is not None:
+        save_npz(path, neurons=out.neurons, resid_error=np.float64(out.resid_error), key=np.str_(key))
+    return out
+
+
+def _neurons_key(model: nn.Module, store: Store) -> str:
+    """What the neurons depend on: the model's weights (name and a digest of them) and the store's rows."""
+    h = hashlib.sha256()
+    for arr in (store.acts, store.token_ids, store.doc_ids, store.positions):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    with torch.no_grad():  # a fingerprint of every weight (a random-init copy, an edited weight differ)
+        for name, p in model.named_parameters():
+            w = p.detach().double()
+            h.update(f"{name}{tuple(p.shape)}{float(w.sum())!r}{float(w.abs().sum())!r}".encode())
+    h.update(f"{model_name(model)}|{store.layer}".encode())
+    return h.hexdigest()[:16]
+
+
+def _capture_neurons(model, tokenizer, store, docs, batch_size, tolerance, progress) -> StoreNeurons:
     doc_ids, seqs, keeps = store_sequences(store, docs, first_tokens_of(docs, tokenizer))
     cap = capture_neurons(model, seqs, store.layer, keep=keeps, batch_size=batch_size, progress=progress)
     # capture rows run document by document in store order, positions ascending: the store's order

@@ -1,8 +1,11 @@
 """Neurons lined up with the activation store: rebuilt documents re-fed, checked by the residual."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from helpers import config
 from helpers.config import GenerationConfig
@@ -78,3 +81,30 @@ def test_store_residual_gives_the_store_rows_of_another_model(made, tokenizer):
     assert np.allclose(same.acts, store.acts, atol=1e-4 * float(np.abs(store.acts).max()))
     other = store_residual(random_like(model, seed=3), tokenizer, store, docs, progress=False)
     assert np.array_equal(other.doc_ids, store.doc_ids) and not np.allclose(other.acts, store.acts)
+
+
+def test_neurons_are_saved_and_reused_only_for_the_same_store_and_model(made, tokenizer, monkeypatch):
+    """Notebooks 04 and 07 read the same neurons: the second reads data/neurons.npz instead of ~40 s."""
+    from helpers.data import neuron_store as N
+
+    model, docs, store = made
+    first = store_neurons(model, tokenizer, store, docs, progress=False)
+    path = config.paths().data / "neurons.npz"
+    assert path.is_file()
+    real = N._capture_neurons
+    calls = []
+    monkeypatch.setattr(N, "_capture_neurons", lambda *a: calls.append(1) or real(*a))
+    again = store_neurons(model, tokenizer, store, docs, progress=False)
+    assert calls == [] and np.array_equal(again.neurons, first.neurons)
+    assert again.resid_error == first.resid_error
+    other = copy.deepcopy(model)  # one weight edited: not served from the file (and refused here)
+    with torch.no_grad():
+        other.model.layers[0].mlp.up_proj.weight[-1, -1] += 1.0
+    with pytest.raises(ValueError, match="re-run notebook 02"):
+        store_neurons(other, tokenizer, store, docs, progress=False)
+    assert calls == [1]
+    path.write_bytes(b"not a zip")  # a corrupt file (a crash mid-copy): captured again and replaced
+    fixed = store_neurons(model, tokenizer, store, docs, progress=False)
+    assert calls == [1, 1] and np.array_equal(fixed.neurons, first.neurons)
+    assert store_neurons(model, tokenizer, store, docs, progress=False, cache=None) is not None
+    assert calls == [1, 1, 1]  # cache=None never reads the file
