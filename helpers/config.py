@@ -230,13 +230,18 @@ class Profile:
     # 04 neurons vs features: held-out firings a unit needs to be shown; bootstrap resamples of the units
     units_min_eval_fires: int = 20
     units_boot: int = 1000
-    # 04 feature splitting: narrower SAEs (x d_model) trained with the main TopK recipe beside the x8 one;
-    # the narrowest width from split_small_seeds training seeds and the widest (notebook 03's SAE) from
-    # split_wide_seeds (03's own + more), so the re-find rates have seeds behind them. Added cost in the full
-    # profile at 2,000 steps x 1,024 tokens: ~40 s per extra x1 run, ~205 s per extra x8 run (~10k tokens/s)
+    # 04 feature splitting: narrower SAEs (x d_model) trained with the main TopK recipe beside an x8 one,
+    # every width for split_share x the main run's steps (full: 1,000 of 2,000); the narrowest width from
+    # split_small_seeds training seeds and the widest from split_wide_seeds, so the re-find rates have
+    # seeds behind them. The x8 run of seed `seed` at that budget is one of notebook 03's §6 steps-curve
+    # runs (branched off its kept run, keyed alike): only the other seeds train in 04. At 2,000 steps the
+    # five runs took 325 s on a 2-core EPYC (185 s of it the second x8 seed). At 500 steps they took 77 s,
+    # but their features were far from stable: another x1 seed found 11% of x1's features again, against
+    # 25% at 1,000 and 37% at 2,000 steps (another x8 seed: 12%, 28% and 46% of x8's)
     split_widths: tuple[int, ...] = (1, 2)
     split_small_seeds: int = 3
     split_wide_seeds: int = 2
+    split_share: float = 0.5
     # 06 steering: new tokens per steered text
     steer_new_tokens: int = 20
     # neutral prompts per measured point, each continued once per sampling seed (5 features x 2 methods x

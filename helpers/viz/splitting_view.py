@@ -87,7 +87,8 @@ def split_html(
     n_top: int = 4,
 ) -> str:
     """Feature ``i`` of the ``small`` SAE first, then one block per wider SAE with its ``n`` nearest
-    decoder directions (cosine in each title; *child* when it reaches ``child``), as dashboards
+    decoder directions (cosine in each title; *child* when it reaches ``child``; the block's head counts
+    the children among all of the wider SAE's directions, shown or not), as dashboards
     stacked one under the other at the output area's width (side by side, a ~990 px output area
     left each column too narrow for its token lines, which ran over the next column)."""
     i = small.index.check(i)
@@ -95,7 +96,8 @@ def split_html(
     cols = [_column(f"{html.escape(small.name)} (the small SAE)", ctx.render(small, i, small.name, n_top))]
     for view in larger:
         m = best_matches(W, view.sae.W_dec.detach(), k=n)
-        n_children = int((m.cos[0] >= child).sum())
+        # every child in the wider SAE, not only among the n shown
+        n_children = int((best_matches(W, view.sae.W_dec.detach(), k=view.index.d_sae).cos[0] >= child).sum())
         parts = [
             ctx.render(
                 view,
@@ -107,7 +109,7 @@ def split_html(
         ]
         head = (
             f"{html.escape(view.name)}: nearest {len(parts)} of {view.index.d_sae:,} "
-            f"({n_children} with cos &ge; {child:g})"
+            f"({n_children} in all with cos &ge; {child:g})"
         )
         cols.append(_column(head, "".join(parts)))
     return (

@@ -68,11 +68,17 @@ def views():
 def test_split_html_shows_the_feature_and_its_nearest_directions():
     small, large, ctx = views()
     page = sv.split_html(0, small, [large], ctx, n=2)
-    assert "feature 0 of x1" in page and "x2: nearest 2 of" in page and "(2 with cos &ge; 0.5)" in page
+    assert "feature 0 of x1" in page and "x2: nearest 2 of" in page and "(2 in all with cos &ge; 0.5)" in page
     assert page.count("(child)") == 2 and "city words" in page  # the wider SAE's label is shown
     assert plt.get_fignums() == []  # every histogram figure is closed
     with pytest.raises(ValueError, match="out of range"):
         sv.split_html(99, small, [large], ctx)
+
+
+def test_the_head_counts_every_child_not_only_those_shown():
+    small, large, ctx = views()
+    page = sv.split_html(0, small, [large], ctx, n=1)  # one shown, two children in x2
+    assert page.count("(child)") == 1 and "x2: nearest 1 of 16 (2 in all with cos &ge; 0.5)" in page
 
 
 def test_picker_is_html_and_picking_a_feature_updates_it():
