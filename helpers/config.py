@@ -259,10 +259,12 @@ class Profile:
     synth_steps: int = 500
     synth_k: tuple[int, ...] = (3, 5, 8)
     synth_seeds: tuple[int, ...] = (0, 1, 2)
-    # §2 the architectures on notebook 03's §7 rows at width arch_expansion x d_model (BatchTopK, Matryoshka
-    # and JumpReLU train through dense autograd: at x8 a run costs ~4x TopK's), L0 matched to k, sweep_steps
-    # steps, arch_seeds seeds; ΔCE on arch_ce_texts held-out texts (one per prompt); JumpReLU's λ_0 searched
-    # with up to arch_l0_tries runs
+    # §1 trains its runs side by side, one thread each, with parallel_runs (helpers.sae.parallel: the same
+    # numbers either way; off in ci, where starting the workers would cost more than the tiny runs)
+    parallel_runs: bool = True
+    # §2 the architectures on notebook 03's §7 rows at width arch_expansion x d_model, L0 matched to k,
+    # sweep_steps steps, arch_seeds seeds; ΔCE on arch_ce_texts held-out texts (one per prompt); JumpReLU's
+    # λ_0 searched with up to arch_l0_tries runs
     arch_expansion: int = 2
     arch_seeds: tuple[int, ...] = (0, 1, 2)
     arch_ce_texts: int = 20
@@ -324,6 +326,7 @@ CI = Profile(
     arch_seeds=(0, 1),
     arch_ce_texts=4,
     arch_l0_tries=1,
+    parallel_runs=False,
     control_steps=20,
     intruder_features=8,
     intruder_min_fires=4,

@@ -54,9 +54,12 @@ def pool_rows(acts: np.ndarray, doc_ids: np.ndarray, pool: str = "mean") -> tupl
     if pool == "mean":
         return mean_pool(acts, doc_ids)
     docs, inv = np.unique(doc_ids, return_inverse=True)
-    out = np.full((len(docs), acts.shape[1]), -np.inf)
-    np.maximum.at(out, inv, acts)
-    return docs, out
+    if len(acts) == 0:
+        return docs, np.full((0, acts.shape[1]), -np.inf)
+    # each document's rows together, then one maximum per run of rows (np.maximum.at took ~1.3 s here)
+    order = np.argsort(inv, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(inv[order]) != 0])
+    return docs, np.maximum.reduceat(np.asarray(acts)[order], starts, axis=0).astype(np.float64)
 
 
 @torch.no_grad()

@@ -196,7 +196,9 @@ def corpus_store(
     """The training corpus's documents (its first ``n_docs``, or all) and their residual stream at
     ``layer`` (``corpus_activations.npz``, float16 on disk), captured from the committed text with
     the early-stopping capture (blocks 0..layer only). Reused when the corpus, ``n_docs`` and the
-    layer are unchanged, saying so; first tokens (the attention sink) left out as in the store."""
+    layer are unchanged, saying so; first tokens (the attention sink) left out as in the store. The rows
+    are float32 holding float16 values either way: a fresh capture is rounded as the file saves it, so a
+    key that is the same on every run names the same rows."""
     layer = validate_layer(model, layer)
     docs = load_corpus(n_docs)
     path = paths().corpus_store
@@ -237,6 +239,7 @@ def corpus_store(
         f"captured layer {layer} of {len(docs):,} corpus documents: {len(store):,} tokens in {seconds:.1f} s "
         f"({len(store) / seconds:,.0f} tokens/s) -> {path.name} (float16)"
     )
+    store.acts = store.acts.astype(np.float16).astype(np.float32)  # as reloading the file gives them
     return docs, store
 
 
@@ -288,11 +291,8 @@ def training_rows(
     seed, eval_frac, corpus_frac = profile.seed, profile.eval_frac, profile.corpus_eval_frac
     train_mask, eval_mask = split_by_prompt(store, docs, eval_frac, seed=seed)
     c_train, c_eval = split_by_prompt(corpus, corpus_docs, corpus_frac, seed=seed)
-    # the corpus rows as saved (float16): a fresh capture is float32 in memory, and a key that is the same
-    # on every run must name the same rows
+    # the corpus rows hold float16 values (corpus_store rounds a fresh capture as the file saves it)
     X_train = np.concatenate([corpus.acts[c_train], store.acts[train_mask]]).astype(np.float32, copy=False)
-    n_c = int(c_train.sum())
-    X_train[:n_c] = X_train[:n_c].astype(np.float16)
     train_docs = np.concatenate([corpus.doc_ids[c_train] + 1_000_000, store.doc_ids[train_mask]])
     data_key = f"{store_key()}+{store_key(paths().corpus_store)}|split{seed}-{eval_frac}-{corpus_frac}"
     return TrainingRows(
@@ -307,7 +307,7 @@ def training_rows(
         X_train=X_train,
         train_docs=train_docs,
         X_eval=store.acts[eval_mask],
-        X_eval_corpus=corpus.acts[c_eval].astype(np.float16).astype(np.float32),
+        X_eval_corpus=corpus.acts[c_eval].astype(np.float32, copy=False),
         eval_docs=np.unique(store.doc_ids[eval_mask]),
         data_key=data_key,
     )

@@ -69,6 +69,9 @@ class BaseSAE(nn.Module):
     # shorter run then shares a longer one's constant-learning-rate steps exactly (train_sae's branches).
     # Read from the class's own body only: a subclass with its own step is not length-free until it says so
     length_free = False
+    # part of a saved run's key (helpers.sae.train): bump it when a change to this architecture's training
+    # step changes what it learns, so saved runs of the old step are trained again rather than reused
+    step_version = 0
 
     def __init__(self, cfg: SAEConfig):
         super().__init__()

@@ -12,8 +12,13 @@ the paper. For the L0 term the estimate equals a central finite difference of th
 
 Unit-norm decoder rows renormalised after every step, initialisation and b_dec subtracted from the input as
 TopK (:class:`helpers.sae.topk.TopKSAE`), so the L0 penalty cannot be dodged by rescaling the decoder.
-Trained through autograd: five dense products, as L1. The file holds ``threshold`` = θ [d_sae], as SAELens'
-jumprelu files do.
+The file holds ``threshold`` = θ [d_sae], as SAELens' jumprelu files do.
+
+The training step is hand-written and sparse like TopK's: only the encoder's forward product is dense. The
+active pairs (z > θ, any number per token) carry decoding, their pre-activations' gradient and both weight
+gradients; the pairs inside the kernel's window (|z - θ| < ε/2, a few per token) carry θ's. ``loss`` is
+the same loss through autograd (:class:`JumpReLUFn`, :class:`StepFn`): the reference
+``tests/unit/sae/test_jumprelu.py`` checks the step's gradients against.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from torch import nn
 
 from helpers.config import SAEConfig
 from helpers.sae.base import BaseSAE, StepStats
-from helpers.sae.topk import TopKSAE
+from helpers.sae.topk import RaggedSelection, TopKSAE, _grad_buffer
 
 
 def _window(z: torch.Tensor, theta: torch.Tensor, eps: float) -> torch.Tensor:
@@ -72,9 +77,8 @@ class JumpReLUSAE(TopKSAE):
     sparsity_name = "λ_0-weighted L0 term"
     extra_tensors = ("threshold",)
 
-    # autograd through loss() and dense decoding, not TopK's hand-written sparse step
-    train_step = BaseSAE.train_step
-    forward = BaseSAE.forward
+    forward = BaseSAE.forward  # inference decodes the threshold's dense latents
+    step_version = 1  # 1: the sparse hand-written step (0: autograd on dense latents)
 
     def __init__(self, cfg: SAEConfig):
         super().__init__(cfg)
@@ -132,8 +136,41 @@ class JumpReLUSAE(TopKSAE):
         l0_term = self.cfg.jumprelu_l0_coefficient * StepFn.apply(pre, theta, eps).sum(-1).mean()
         return StepStats.from_latents(f, mse, l0_term)
 
+    @torch.no_grad()
+    def train_step(self, xs: torch.Tensor, dead: torch.Tensor, step: int, steps: int) -> StepStats:
+        B, m, W_dec, lam = len(xs), self.cfg.d_sae, self.W_dec, self.cfg.jumprelu_l0_coefficient
+        pre = self._dense_pre(xs)
+        eps = self.cfg.jumprelu_bandwidth * self.pre_scale(pre, step)
+        theta = self.threshold
+        gap = pre - theta
+        on = (gap > 0).view(-1).nonzero().squeeze(1)
+        act = RaggedSelection.from_flat(on, B, m)
+        win = RaggedSelection.from_flat((gap.abs_() < eps / 2).view(-1).nonzero().squeeze(1), B, m)
+        vals = pre.view(-1)[on]
+        err = act.decode(W_dec, vals).add_(self.b_dec).sub_(xs)
+        e = err.view(-1)
+        mse = torch.dot(e, e) / B
+        g_x = err.mul(2 / B)
+        g_vals = act.read_flat(g_x, W_dec)  # z's gradient: through the jump, none through the L0 count
+        torch.mm(act.by_latent(vals), g_x, out=_grad_buffer(W_dec))
+        xc = xs - self.b_dec
+        torch.mm(act.by_latent(g_vals), xc, out=_grad_buffer(self.W_enc_t))
+        g_b_enc = torch.zeros_like(self.b_enc).index_add_(0, act.cols, g_vals)
+        # θ: -(θ/ε) Σ_window ∂mse/∂f through the jump, -(λ_0/(ε B)) x the window's count through the L0 term
+        g_win = win.read_flat(g_x, W_dec)
+        g_theta = torch.zeros_like(theta).index_add_(0, win.cols, g_win).mul_(-theta / eps)
+        g_theta.sub_(torch.bincount(win.cols, minlength=m).to(theta.dtype), alpha=lam / (eps * B))
+        self.log_threshold.grad = g_theta.mul_(theta)  # θ = exp(log θ)
+        self.b_enc.grad = g_b_enc
+        self.b_dec.grad = g_x.sum(0).sub_(g_b_enc @ self.W_enc_t)
+        l0 = torch.tensor(len(act.cols) / B, dtype=torch.float32)
+        l0_term = lam * torch.tensor(len(act.cols) / B, dtype=xs.dtype)
+        fired = torch.zeros(m, dtype=torch.bool, device=xs.device).index_fill_(0, act.cols, True)
+        return StepStats(mse + l0_term, mse, l0_term, fired, l0)
+
     @classmethod
     def flops_per_token(cls, cfg: SAEConfig) -> float:
-        """Dense, as L1: encoder forward, decoder forward, the latents' gradient, the decoder's and the
-        encoder's weight gradients, five [d_in x d_sae] products (2 FLOPs per multiply-add)."""
-        return 5.0 * 2 * cfg.d_in * cfg.d_sae
+        """As TopK's sparse count with the L0 the run ends at unknown beforehand: the dense encoder forward,
+        then the active latents' rows (counted at k, the L0 the workbook matches) for decoding, their
+        gradient and the two weight gradients; the window's reads are left out (a few per token)."""
+        return TopKSAE.flops_per_token(cfg)

@@ -41,15 +41,42 @@ def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tup
         return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
 
 
-class _Selection:
-    """Which latent each of a token's p slots holds (``idx`` [B, p]), as the two sparse layouts the step
-    needs: by token (CSR [B, d_sae], for decoding) and by latent (CSR [d_sae, B], for weight gradients).
-    The layouts are computed once and reused for every set of values on the same selection."""
+class _Pairs:
+    """Selected (token, latent) pairs in the two sparse layouts a hand-written step needs: by token (CSR
+    [n, d_sae], for decoding and the latents' gradient) and by latent (CSR [d_sae, n], for the weight
+    gradients). The layouts are computed once and reused for every set of values on the same pairs.
+    Subclasses set ``n``, ``n_latents``, ``tok_crow``, ``cols`` (token-major), ``order`` (the pairs in
+    latent-major order), ``lat_crow`` and ``lat_col``."""
+
+    n: int
+    n_latents: int
+
+    def by_token(self, values: torch.Tensor) -> torch.Tensor:
+        return _csr(self.tok_crow, self.cols, values.reshape(-1), (self.n, self.n_latents))
+
+    def by_latent(self, values: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """CSR [d_sae, n] of ``values`` (one per pair, token-major), or of latents lo..hi-1 only
+        ([hi - lo, n]: a slice of the latent-major layout, no new sort)."""
+        if lo == 0 and hi is None:
+            return _csr(self.lat_crow, self.lat_col, values.reshape(-1)[self.order], (self.n_latents, self.n))
+        a, b = int(self.lat_crow[lo]), int(self.lat_crow[hi])
+        crow = self.lat_crow[lo : hi + 1] - a
+        return _csr(crow, self.lat_col[a:b], values.reshape(-1)[self.order[a:b]], (hi - lo, self.n))
+
+    def read_flat(self, g: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
+        """(g W_decᵀ)[token, latent] for every pair, token-major, without the dense [n, d_sae] product."""
+        pattern = self.by_token(torch.zeros(self.cols.shape, dtype=g.dtype, device=g.device))
+        return torch.sparse.sampled_addmm(pattern, g, W_dec.T, beta=0.0).values()
+
+
+class _Selection(_Pairs):
+    """Which latent each of a token's p slots holds (``idx`` [B, p]): the same p latents per token."""
 
     def __init__(self, idx: torch.Tensor, n_latents: int):
         self.idx, self.n_latents = idx, n_latents
         n, p = idx.shape
-        flat = idx.reshape(-1)
+        self.n = n
+        flat = self.cols = idx.reshape(-1)
         self.tok_crow = torch.arange(0, n * p + 1, p, device=idx.device)
         # latent-major order, tokens ascending within a latent: the keys are unique, so a plain sort is
         # deterministic (and ~2x faster than a stable one)
@@ -58,18 +85,45 @@ class _Selection:
         self.lat_crow[1:] = torch.bincount(flat, minlength=n_latents).cumsum(0)
         self.lat_col = self.order // p
 
-    def by_token(self, values: torch.Tensor) -> torch.Tensor:
-        n = len(self.idx)
-        return _csr(self.tok_crow, self.idx.reshape(-1), values.reshape(-1), (n, self.n_latents))
-
-    def by_latent(self, values: torch.Tensor) -> torch.Tensor:
-        n = len(self.idx)
-        return _csr(self.lat_crow, self.lat_col, values.reshape(-1)[self.order], (self.n_latents, n))
-
     def read(self, g: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
-        """(g W_decᵀ)[b, idx[b, j]] for every slot: [B, p], without the dense [B, d_sae] product."""
-        pattern = self.by_token(torch.zeros(self.idx.shape, dtype=g.dtype, device=g.device))
-        return torch.sparse.sampled_addmm(pattern, g, W_dec.T, beta=0.0).values().view(self.idx.shape)
+        """(g W_decᵀ)[b, idx[b, j]] for every slot: [B, p]."""
+        return self.read_flat(g, W_dec).view(self.idx.shape)
+
+
+class RaggedSelection(_Pairs):
+    """Any number of latents per token (BatchTopK's batch-wide choice): pairs ``rows`` (token ids,
+    ascending) and ``cols`` (latent ids, ascending within a token), as a flat index of a [n, d_sae] matrix
+    sorted ascending gives them. ``by_latent=False`` skips the latent-major layout (one sort) for pairs
+    that are only decoded and read."""
+
+    def __init__(
+        self, rows: torch.Tensor, cols: torch.Tensor, n: int, n_latents: int, by_latent: bool = True
+    ):
+        self.rows, self.cols, self.n, self.n_latents = rows, cols, n, n_latents
+        self.tok_crow = torch.zeros(n + 1, dtype=torch.long, device=rows.device)
+        self.tok_crow[1:] = torch.bincount(rows, minlength=n).cumsum(0)
+        if by_latent:
+            self.order = torch.argsort(cols * n + rows)  # unique keys: latent-major, tokens ascending
+            self.lat_crow = torch.zeros(n_latents + 1, dtype=torch.long, device=rows.device)
+            self.lat_crow[1:] = torch.bincount(cols, minlength=n_latents).cumsum(0)
+            self.lat_col = rows[self.order]
+
+    @classmethod
+    def from_flat(cls, flat: torch.Tensor, n: int, n_latents: int) -> RaggedSelection:
+        """From flat indices into a [n, n_latents] matrix, ascending."""
+        return cls(torch.div(flat, n_latents, rounding_mode="floor"), flat % n_latents, n, n_latents)
+
+    def subset(self, keep: torch.Tensor) -> RaggedSelection:
+        """The pairs where ``keep`` (a bool mask over the pairs) holds, in the same order, for decoding and
+        reading only (their weight gradients come from :meth:`by_latent`'s slices of the whole selection)."""
+        return RaggedSelection(self.rows[keep], self.cols[keep], self.n, self.n_latents, by_latent=False)
+
+    def decode(self, W_dec: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
+        """Σ over a token's pairs of vals · W_dec[latent]: [n, d_in] (no bias; 0 for a token without
+        pairs)."""
+        return nn.functional.embedding_bag(
+            self.cols, W_dec, self.tok_crow[:-1], mode="sum", per_sample_weights=vals
+        )
 
 
 def _grad_buffer(p: nn.Parameter) -> torch.Tensor:
@@ -180,15 +234,37 @@ class TopKSAE(BaseSAE):
         g_b_enc.index_add_(0, a_idx.reshape(-1), g_a.reshape(-1))
         return aux
 
-    @torch.no_grad()
-    def train_step(self, xs: torch.Tensor, dead: torch.Tensor, step: int, steps: int) -> StepStats:
-        cfg, B, m = self.cfg, len(xs), self.cfg.d_sae
-        W, W_dec, b_dec, c_aux = self.W_enc_t, self.W_dec, self.b_dec, self.cfg.aux_coefficient
+    def _dense_pre(self, xs: torch.Tensor) -> torch.Tensor:
+        """Pre-activations (x - b_dec) W_enc + b_enc of scaled inputs, b_dec folded into the bias: the one
+        dense product of a step, written into a buffer kept between steps."""
+        B, m, W = len(xs), self.cfg.d_sae, self.W_enc_t
         buf = getattr(self, "_pre_buffer", None)
         if buf is None or buf.shape[0] < B or buf.dtype != xs.dtype or buf.device != xs.device:
             buf = self._pre_buffer = torch.empty(B, m, dtype=xs.dtype, device=xs.device)
-        # pre-activations (x - b_dec) W_enc + b_enc with b_dec folded into the bias: one dense product
-        pre = torch.addmm(torch.addmv(self.b_enc, W, b_dec, alpha=-1), xs, W.T, out=buf[:B])
+        return torch.addmm(torch.addmv(self.b_enc, W, self.b_dec, alpha=-1), xs, W.T, out=buf[:B])
+
+    def _finish_step(self, pre, xs, xc, err, g_dec, g_enc, g_b_enc, g_xhat_sum, dead) -> torch.Tensor:
+        """The rest of a sparse step once the main selection's gradients are in: AuxK (the dead latents'
+        top pre-activations reconstruct the error ``err`` = x̂ - x the live ones leave), the biases'
+        gradients (``g_xhat_sum``: ∂loss/∂x̂ summed over tokens). Returns the weighted AuxK loss."""
+        cfg, c_aux = self.cfg, self.cfg.aux_coefficient
+        dead_idx = (
+            dead.nonzero().squeeze(1) if cfg.aux_k and c_aux > 0 else dead.new_zeros(0, dtype=torch.long)
+        )
+        aux = err.new_zeros(())
+        if len(dead_idx):
+            aux_step = self._aux_dense if len(dead_idx) <= DENSE_AUX * cfg.aux_k else self._aux_sparse
+            aux = aux_step(pre, dead_idx, err, xc, g_dec, g_enc, g_b_enc)
+        self.b_enc.grad = g_b_enc
+        # decoder bias, and its place in the encoder bias
+        self.b_dec.grad = g_xhat_sum.sub_(g_b_enc @ self.W_enc_t)
+        return aux
+
+    @torch.no_grad()
+    def train_step(self, xs: torch.Tensor, dead: torch.Tensor, step: int, steps: int) -> StepStats:
+        cfg, B, m = self.cfg, len(xs), self.cfg.d_sae
+        W, W_dec, b_dec = self.W_enc_t, self.W_dec, self.b_dec
+        pre = self._dense_pre(xs)
         raw, idx = torch.topk(pre, cfg.k, dim=-1, sorted=False)
         vals = raw.clamp_min(0)
         main = _Selection(idx, m)
@@ -201,16 +277,7 @@ class TopKSAE(BaseSAE):
         xc = xs - b_dec
         g_enc = torch.mm(main.by_latent(g_raw), xc, out=_grad_buffer(W))
         g_b_enc = torch.zeros_like(self.b_enc).index_add_(0, idx.reshape(-1), g_raw.reshape(-1))
-        # AuxK: the dead latents' top pre-activations reconstruct the error the live ones leave
-        dead_idx = (
-            dead.nonzero().squeeze(1) if cfg.aux_k and c_aux > 0 else dead.new_zeros(0, dtype=torch.long)
-        )
-        aux = mse.new_zeros(())
-        if len(dead_idx):
-            aux_step = self._aux_dense if len(dead_idx) <= DENSE_AUX * cfg.aux_k else self._aux_sparse
-            aux = aux_step(pre, dead_idx, err, xc, g_dec, g_enc, g_b_enc)
-        self.b_enc.grad = g_b_enc
-        self.b_dec.grad = g_x.sum(0).sub_(g_b_enc @ W)  # decoder bias, and its place in the encoder bias
+        aux = self._finish_step(pre, xs, xc, err, g_dec, g_enc, g_b_enc, g_x.sum(0), dead)
         fired = torch.zeros(m, dtype=torch.bool, device=xs.device).index_fill_(0, idx[raw > 0], True)
         l0 = (raw > 0).sum(-1, dtype=torch.float32).mean()
         return StepStats(mse + aux, mse, aux, fired, l0)

@@ -18,8 +18,9 @@ from helpers.files import load_json, params_key, verify
 from helpers.progress import progress_bar
 from helpers.sae.model import MARKER, SAE_CLASSES, BaseSAE, load_sae, make_sae, save_sae
 
-# part of a saved run's key: bump it when a change to the training step changes what it learns, so
-# notebooks retrain instead of reusing runs made by the old code
+# part of a saved run's key: bump it when a change to the training loop changes what it learns, so
+# notebooks retrain instead of reusing runs made by the old code (a change to one architecture's step bumps
+# that class's ``step_version`` instead, and leaves the other architectures' saved runs valid)
 TRAINER_VERSION = 4
 
 
@@ -282,7 +283,11 @@ def train_flops_per_token(cfg: SAEConfig) -> float:
 
 
 def _run_dir(cfg: SAEConfig, data_key: str, folder) -> Path:
-    key = params_key({"cfg": cfg.key(), "data": data_key, "trainer": TRAINER_VERSION})
+    fields = {"cfg": cfg.key(), "data": data_key, "trainer": TRAINER_VERSION}
+    step = SAE_CLASSES[cfg.architecture].step_version
+    if step:  # absent at 0, so the keys of runs saved before versions existed still match
+        fields["step"] = step
+    key = params_key(fields)
     return Path(folder) / f"{cfg.name()}-{key[:8]}"
 
 

@@ -14,6 +14,7 @@ PACKAGE = ROOT / "helpers"
 LAYERS = {
     "config": 0,
     "files": 0,
+    "malloc": 0,
     "progress": 0,
     "stats": 0,
     "validate": 0,
@@ -34,7 +35,7 @@ def module_name(path: Path) -> str:
 def layer(module: str) -> int:
     parts = module.split(".")
     if len(parts) < 2:
-        return -1  # the package itself
+        return 0  # the package itself: it imports malloc (layer 0) to set the allocator on import
     return LAYERS[parts[1]]
 
 

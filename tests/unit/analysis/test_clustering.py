@@ -185,3 +185,13 @@ def test_grouped_folds_caps_at_the_fewest_prompts_of_a_theme():
         C.grouped_folds(themes, None, 5)
     with pytest.raises(ValueError, match=">= 2 prompts each"):
         C.grouped_folds(themes, np.array([0] * 4 + [1] * 6), 5)
+
+
+def test_max_pool_is_each_documents_max_whatever_the_row_order():
+    rng = np.random.default_rng(0)
+    doc_ids = rng.integers(0, 7, 200) * 10  # unsorted, some documents with one row
+    acts = rng.normal(size=(200, 5)).astype(np.float32)
+    docs, got = C.pool_rows(acts, doc_ids, "max")
+    want = np.stack([acts[doc_ids == d].max(0) for d in docs]).astype(np.float64)
+    assert got.dtype == np.float64 and np.array_equal(got, want)
+    assert C.pool_rows(acts[:0], doc_ids[:0], "max")[1].shape == (0, 5)

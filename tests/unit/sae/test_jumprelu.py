@@ -76,3 +76,43 @@ def test_fold_scale_keeps_outputs():
 def test_bad_fields_are_one_line(field, bad):
     with pytest.raises(ValueError, match=field):
         cfg("jumprelu", **{field: bad}).validate()
+
+
+@pytest.mark.parametrize("step", [0, 3])
+def test_sparse_step_matches_dense_autograd(step):
+    """The hand-written sparse step gives autograd's gradients (θ's straight-through ones included), loss,
+    L0 and firing; at step 0 both set the thresholds from the batch's spread first."""
+    torch.manual_seed(0)
+    c = cfg("jumprelu", jumprelu_bandwidth=0.5, jumprelu_l0_coefficient=0.3)
+    sae = make_sae(c).double()
+    with torch.no_grad():
+        sae.b_enc.normal_(0, 0.1)
+        sae.b_dec.normal_(0, 0.5)
+        sae.W_enc.normal_(0, 0.3)
+        sae.log_threshold.copy_(torch.empty(c.d_sae, dtype=torch.float64).uniform_(-1.5, 0.5))
+    ref = make_sae(c).double()
+    ref.load_state_dict(sae.state_dict())
+    xs = torch.randn(40, c.d_in, dtype=torch.float64)
+    dead = torch.zeros(c.d_sae, dtype=torch.bool)
+    got = sae.train_step(xs, dead, step, 10)
+    want = ref.loss(xs, dead, step, 10)
+    want.loss.backward()
+    for name in ("loss", "mse", "sparsity", "l0"):
+        torch.testing.assert_close(
+            getattr(got, name).double(), getattr(want, name).detach().double(), msg=name
+        )
+    assert torch.equal(got.fired, want.fired)
+    assert (ref.log_threshold.grad != 0).sum() > 5  # the window held pairs
+    for name, p in ref.named_parameters():
+        torch.testing.assert_close(dict(sae.named_parameters())[name].grad, p.grad, msg=f"gradient of {name}")
+
+
+def test_the_step_does_not_go_through_autograd(monkeypatch):
+    sae = make_sae(cfg("jumprelu"))
+
+    def refuse(*a, **k):
+        raise AssertionError("the training step went through the dense autograd path")
+
+    monkeypatch.setattr(sae, "loss", refuse)
+    stats = sae.train_step(torch.randn(32, sae.cfg.d_in), torch.zeros(sae.cfg.d_sae, dtype=torch.bool), 0, 5)
+    assert 0 < float(stats.l0) < sae.cfg.d_sae

@@ -9,6 +9,7 @@ from tests.unit.sae.arch_support import (
     round_trip_keeps_outputs,
     trains_and_mse_falls,
 )
+from tests.unit.sae.test_batchtopk import sparse_step_matches_autograd
 from tests.unit.sae.test_model import cfg
 
 
@@ -47,3 +48,10 @@ def test_bad_prefixes_are_one_line(bad):
 def test_key_of_other_architectures_leaves_the_new_fields_out():
     assert "matryoshka_prefixes" not in cfg("topk").key() and "jumprelu_bandwidth" not in cfg("l1").key()
     assert "matryoshka_prefixes" in cfg("matryoshka").key()
+
+
+@pytest.mark.parametrize("n_dead", [0, 9, 30])
+@pytest.mark.parametrize("shift", [0.0, 3.0])
+def test_sparse_step_matches_dense_autograd(n_dead, shift):
+    """Every prefix's gradient reaches the latents of the blocks it holds (three uneven prefixes)."""
+    sparse_step_matches_autograd("matryoshka", n_dead, shift, matryoshka_prefixes=(0.2, 0.55, 1.0))

@@ -60,3 +60,26 @@ def test_non_finite_knobs_are_refused_before_training(tmp_path, bad, match):
     with pytest.raises(ValueError, match=match):
         train_or_load(cfg(**bad), sparse_data(n=256), "data", tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_step_version_retrains_only_its_architecture(monkeypatch, tmp_path):
+    """Runs saved by an architecture's old step are not reused once its step changes; TopK's saved runs
+    keep their keys (its step did not change)."""
+    from helpers.sae.batchtopk import BatchTopKSAE
+    from helpers.sae.topk import TopKSAE
+
+    before = {a: T._run_dir(cfg(a), "data", tmp_path) for a in ("topk", "batchtopk", "matryoshka")}
+    monkeypatch.setattr(BatchTopKSAE, "step_version", BatchTopKSAE.step_version + 1)
+    after = {a: T._run_dir(cfg(a), "data", tmp_path) for a in before}
+    assert after["topk"] == before["topk"] and TopKSAE.step_version == 0
+    assert after["batchtopk"] != before["batchtopk"] and after["matryoshka"] != before["matryoshka"]
+
+
+def test_topk_and_l1_run_keys_are_those_saved_before_step_versions():
+    """Adding step versions left the keys of the unchanged architectures as they were (saved runs reused)."""
+    from helpers.files import params_key
+
+    for a in ("topk", "l1"):
+        c = cfg(a)
+        old = params_key({"cfg": c.key(), "data": "d", "trainer": T.TRAINER_VERSION})
+        assert T._run_dir(c, "d", "f").name == f"{c.name()}-{old[:8]}"
