@@ -15,6 +15,7 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
@@ -91,6 +92,12 @@ def run_all(fn: Callable, jobs: Sequence[tuple], shared: Any = None, parallel: b
             return [fn(shared, *j) for j in jobs]
     try:
         return list(_pool(shared, workers).map(_call, [fn] * len(jobs), jobs))
+    except BrokenProcessPool:
+        close_pool()
+        raise RuntimeError(
+            "a worker of the side-by-side runs died (killed, or out of memory); run the cell again, or turn "
+            "the profile's parallel_runs off to train one run after another"
+        ) from None
     except BaseException:
-        close_pool()  # a broken or interrupted pool is not kept
+        close_pool()  # an interrupted pool, or one whose job failed, is not kept
         raise

@@ -65,6 +65,24 @@ def test_a_failing_job_raises_here():
     assert run_all(_fails, [(1,), (3,)], shared=10, parallel=False) == [10, 30]
 
 
+def test_a_dead_worker_is_one_line_and_the_pool_is_not_kept(monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    class Dying:
+        def map(self, *a):
+            raise BrokenProcessPool("A process in the process pool was terminated abruptly")
+
+        def shutdown(self, **kw):
+            pass
+
+    monkeypatch.setattr(parallel, "cores", lambda: 2)
+    monkeypatch.setattr(parallel, "_pool", lambda shared, workers: Dying())
+    monkeypatch.setattr(parallel, "_POOL", (Dying(), None, 2))
+    with pytest.raises(RuntimeError, match="a worker of the side-by-side runs died") as err:
+        run_all(_fails, [(1,), (3,)], shared=10, parallel=True)
+    assert "\n" not in str(err.value) and parallel._POOL is None
+
+
 def test_one_thread_restores_the_setting_after_an_error():
     n = torch.get_num_threads()
     with pytest.raises(RuntimeError), one_thread():
