@@ -15,7 +15,6 @@ Applied once, when ``helpers`` is imported, on glibc only (elsewhere nothing hap
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # mallopt's parameters (glibc's malloc.h)
@@ -28,7 +27,7 @@ def keep_freed_memory() -> bool:
     if os.environ.get("WORKBOOK_MALLOC", "").strip().lower() == "system":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the process's own symbols, libc's among them (no library search)
         gnu_get_libc_version = libc.gnu_get_libc_version  # glibc only: musl and macOS lack it
         mallopt = libc.mallopt
     except (OSError, AttributeError):
